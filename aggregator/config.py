@@ -1,0 +1,104 @@
+"""Settings, declared once: name, default and help text.
+
+Values come from environment variables (`AGGREGATOR_<NAME>`, plus the conventional `DATABASE_URL`)
+and from an optional settings file, `config/aggregator.env` (same names, KEY=value lines).
+`aggregator settings` prints every setting with its help, and a test keeps README in step.
+Settings are passed down explicitly; nothing deep in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aggregator import __version__
+
+SETTINGS_FILE = Path("config/aggregator.env")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGGREGATOR_",
+        env_file=SETTINGS_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "AGGREGATOR_DATABASE_URL"),
+        description="PostgreSQL URL. Unset: an embedded PostgreSQL is started with its data under DATA_DIR.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for local state: the embedded database and the digest Maildir.",
+    )
+    feeds_file: Path = Field(
+        default=Path("config/feeds.yaml"),
+        description="Curated sources synced into the database at start (added; removed ones disabled).",
+    )
+    sync_feeds_file: bool = Field(
+        default=True, description="Sync FEEDS_FILE into the database when the worker starts."
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Permit fetching loopback, private and link-local addresses (local testing only).",
+    )
+    user_agent: str = Field(
+        default=f"aggregator/{__version__} (regional security news aggregator; feed reader)",
+        description="User-Agent sent with every fetch.",
+    )
+    fetch_deadline: float = Field(
+        default=30.0, description="Total seconds one fetch may take, redirects and body included."
+    )
+    connect_timeout: float = Field(default=10.0, description="Seconds to establish a connection.")
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, description="Cap on a feed body after decompression, in bytes."
+    )
+    max_redirects: int = Field(default=5, description="Redirects followed before a fetch fails.")
+    per_host_concurrency: int = Field(
+        default=2, description="Fetches in flight at once to one host, per process."
+    )
+    fetch_concurrency: int = Field(
+        default=16, description="Feeds polled at once by one worker process."
+    )
+    parse_processes: int = Field(
+        default=0,
+        description="Processes parsing feeds in parallel (0: one per CPU core, 1: parse in the worker).",
+    )
+    tick_seconds: float = Field(default=15.0, description="How often the scheduler looks for due feeds.")
+    lease_seconds: int = Field(
+        default=600, description="How long a claimed feed stays reserved to one worker if it dies."
+    )
+    min_interval: int = Field(default=300, description="Shortest poll interval of a feed, seconds.")
+    max_interval: int = Field(default=86400, description="Longest poll interval of a feed, seconds.")
+    default_interval: int = Field(
+        default=3600, description="Poll interval of a feed before its publishing rhythm is known."
+    )
+    disable_after_failures: int = Field(
+        default=10,
+        description="Consecutive permanent failures (404, 410, not a feed) after which a feed is disabled.",
+    )
+    log_level: str = Field(default="INFO", description="Logging level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = Field(default="text", description="Log line format: text (event key=value) or json.")
+
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment and the settings file, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting: the single source for docs and --help."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        env = "DATABASE_URL" if name == "database_url" else f"AGGREGATOR_{name.upper()}"
+        default = "" if info.default is None else str(info.default)
+        rows.append((env, default, info.description or ""))
+    return rows
