@@ -1,0 +1,246 @@
+"""update_source(): one feed through fetch -> parse -> normalize -> store, in that order.
+
+One feed's failure never touches another: every error of a poll, expected or not, ends as a
+recorded outcome on its own source, in its own transaction. What was committed stays committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aggregator import schedule
+from aggregator.config import Settings
+from aggregator.db import Database
+from aggregator.db import fetch_log as fetch_log_db
+from aggregator.db import posts as posts_db
+from aggregator.db import sources as sources_db
+from aggregator.db.sources import PollRecord, Source
+from aggregator.errors import AggregatorError, FetchError, ParseError, SourceError, StorageError
+from aggregator.models import FeedContent, FetchResult, Validators
+from aggregator.parse import parse_and_normalize
+
+log = logging.getLogger(__name__)
+
+
+class FetcherLike(Protocol):
+    def fetch(self, url: str, validators: Validators = ...) -> FetchResult: ...
+
+
+ParseFn = Callable[[bytes, str, str | None, datetime], FeedContent]
+
+
+def parse_inline(body: bytes, url: str, content_type: str | None, now: datetime) -> FeedContent:
+    return parse_and_normalize(body, url=url, content_type=content_type, now=now)
+
+
+def parse_with(executor: Executor) -> ParseFn:
+    """Parse in another process: feedparser is CPU-bound, and a pathological feed then costs a
+    worker process, not the scheduler."""
+
+    def run(body: bytes, url: str, content_type: str | None, now: datetime) -> FeedContent:
+        return executor.submit(parse_inline, body, url, content_type, now).result()
+
+    return run
+
+
+@dataclass(slots=True)
+class PollOutcome:
+    source_id: int
+    url: str
+    outcome: str  # ok | not_modified | unchanged | error | lease_lost
+    status: int | None = None
+    entries: int = 0
+    new_posts: int = 0
+    updated_posts: int = 0
+    error_kind: str | None = None
+    error: str | None = None
+    disabled: str | None = None
+    moved_to: str | None = None
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        parts = [f"{self.outcome}", self.url]
+        if self.status:
+            parts.append(f"status={self.status}")
+        if self.outcome == "ok":
+            parts.append(f"entries={self.entries} new={self.new_posts} updated={self.updated_posts}")
+        if self.error:
+            parts.append(f"error={self.error_kind}: {self.error}")
+        if self.moved_to:
+            parts.append(f"moved_to={self.moved_to}")
+        if self.disabled:
+            parts.append(f"DISABLED: {self.disabled}")
+        parts.append(f"{self.seconds:.2f}s")
+        return " ".join(parts)
+
+
+class LeaseLost(AggregatorError):
+    """Another worker took this feed over after our lease expired; our results are discarded."""
+
+
+def limits_from(settings: Settings) -> schedule.Limits:
+    return schedule.Limits(
+        min_interval=settings.min_interval,
+        max_interval=settings.max_interval,
+        default_interval=settings.default_interval,
+        disable_after_failures=settings.disable_after_failures,
+    )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        db: Database,
+        fetcher: FetcherLike,
+        settings: Settings,
+        *,
+        parse: ParseFn = parse_inline,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.fetcher = fetcher
+        self.parse = parse
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.limits = limits_from(settings)
+
+    def update(self, source: Source, owner: str) -> PollOutcome:
+        """Poll one claimed source and record the outcome. Never raises."""
+        started = self.clock()
+        t0 = time.monotonic()
+        try:
+            outcome = self._update(source, owner, started)
+        except LeaseLost:
+            outcome = PollOutcome(source.id, source.url, "lease_lost")
+        except Exception as exc:  # the last line of defence: record, never crash the scheduler
+            if not isinstance(exc, AggregatorError):
+                log.exception("poll.internal_error url=%s", source.url)
+            err = SourceError(source.url, f"{type(exc).__name__}: {exc}", kind="internal")
+            if isinstance(exc, StorageError):
+                err = SourceError(source.url, str(exc), kind="storage")
+            try:
+                outcome = self._record_failure(source, owner, started, err)
+            except Exception:  # the database itself is gone: the lease expires and frees the feed
+                log.exception("poll.record_failed url=%s", source.url)
+                outcome = PollOutcome(source.id, source.url, "error", error_kind=err.kind, error=err.message)
+        outcome.seconds = time.monotonic() - t0
+        log.info(
+            "poll.done url=%s outcome=%s status=%s entries=%d new=%d updated=%d error_kind=%s secs=%.2f",
+            source.url, outcome.outcome, outcome.status, outcome.entries, outcome.new_posts,
+            outcome.updated_posts, outcome.error_kind, outcome.seconds,
+        )
+        return outcome
+
+    def _update(self, source: Source, owner: str, started: datetime) -> PollOutcome:
+        validators = Validators(source.etag, source.last_modified, source.body_hash)
+        try:
+            result = self.fetcher.fetch(source.url, validators)
+        except FetchError as exc:
+            return self._record_failure(source, owner, started, exc)
+        if result.unchanged:
+            return self._record_unchanged(source, owner, started, result)
+        try:
+            content = self.parse(result.body, result.final_url, result.content_type, started)
+        except ParseError as exc:
+            return self._record_failure(source, owner, started, exc, status=result.status)
+        return self._store(source, owner, started, result, content)
+
+    def _store(
+        self, source: Source, owner: str, started: datetime, result: FetchResult, content: FeedContent
+    ) -> PollOutcome:
+        published = [p.published_at for p in content.posts if p.published_at]
+        interval = schedule.publishing_interval(published, started, self.limits) or source.poll_interval
+        server_min = schedule.server_min_interval(content.meta.ttl_minutes, result.max_age, self.limits)
+        decision = schedule.after_success(
+            started, interval=interval, server_min=server_min, limits=self.limits, rng=self.rng,
+            retry_after=result.retry_after,
+        )
+        with self.db.connection() as conn:
+            stored = posts_db.upsert_for_source(conn, source.id, content.posts, started)
+            record = PollRecord(
+                source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
+                poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
+                ok=True, new_posts=stored.new, url=result.permanent_url, title=content.meta.title,
+                site_url=content.meta.site_url, etag=result.validators.etag,
+                last_modified=result.validators.last_modified, body_hash=result.body_hash,
+            )
+            if not sources_db.record_poll(conn, record):
+                raise LeaseLost(source.url)
+            fetch_log_db.add(
+                conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
+                finished_at=self.clock(), outcome="ok", status=result.status, entries=content.entries_found,
+                new_posts=stored.new, updated_posts=stored.updated,
+            )
+        return PollOutcome(
+            source.id, source.url, "ok", status=result.status, entries=content.entries_found,
+            new_posts=stored.new, updated_posts=stored.updated, moved_to=result.permanent_url,
+            warnings=content.warnings,
+        )
+
+    def _record_unchanged(
+        self, source: Source, owner: str, started: datetime, result: FetchResult
+    ) -> PollOutcome:
+        outcome = "not_modified" if result.status == 304 else "unchanged"
+        server_min = source.server_min_interval
+        if result.max_age is not None:  # a 304 may renew the cache lifetime; else keep what the body said
+            server_min = schedule.server_min_interval(None, result.max_age, self.limits)
+        decision = schedule.after_success(
+            started, interval=source.poll_interval, server_min=server_min, limits=self.limits,
+            rng=self.rng, retry_after=result.retry_after,
+        )
+        with self.db.connection() as conn:
+            record = PollRecord(
+                source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
+                poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
+                ok=True, url=result.permanent_url, etag=result.validators.etag,
+                last_modified=result.validators.last_modified, body_hash=result.body_hash,
+            )
+            if not sources_db.record_poll(conn, record):
+                raise LeaseLost(source.url)
+            fetch_log_db.add(
+                conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
+                finished_at=self.clock(), outcome=outcome, status=result.status,
+            )
+        return PollOutcome(source.id, source.url, outcome, status=result.status, moved_to=result.permanent_url)
+
+    def _record_failure(
+        self, source: Source, owner: str, started: datetime, exc: SourceError, *, status: int | None = None
+    ) -> PollOutcome:
+        status = getattr(exc, "status", None) or status
+        retry_after = getattr(exc, "retry_after", None)
+        decision = schedule.after_failure(
+            started, interval=source.poll_interval, server_min=source.server_min_interval,
+            failures=source.consecutive_failures + 1,
+            permanent_failures=source.permanent_failures + (0 if exc.temporary else 1),
+            temporary=exc.temporary, reason=str(exc), limits=self.limits, rng=self.rng,
+            retry_after=retry_after,
+        )
+        with self.db.connection() as conn:
+            record = PollRecord(
+                source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
+                poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
+                ok=False, error=exc.message[:2000], error_kind=exc.kind, permanent_error=not exc.temporary,
+                disable_reason=decision.disable_reason,
+            )
+            if not sources_db.record_poll(conn, record):
+                raise LeaseLost(source.url)
+            fetch_log_db.add(
+                conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
+                finished_at=self.clock(), outcome="error", status=status, error_kind=exc.kind,
+                error=exc.message[:2000],
+            )
+        if decision.disable_reason:
+            log.warning("source.disabled url=%s reason=%s", source.url, decision.disable_reason)
+        return PollOutcome(
+            source.id, source.url, "error", status=status, error_kind=exc.kind, error=exc.message,
+            disabled=decision.disable_reason,
+        )
