@@ -35,9 +35,20 @@ def _fmt_time(value: datetime | None) -> str:
 # --- commands --------------------------------------------------------------------------------
 
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print(settings_table())
+        return 0
     for env, default, help_text in describe_settings():
         print(f"{env}\n    {help_text}\n    default: {default or '(unset)'}")
     return 0
+
+
+def settings_table() -> str:
+    """The Markdown table README carries between its settings markers."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for env, default, help_text in describe_settings():
+        lines.append(f"| `{env}` | {f'`{default}`' if default else '(unset)'} | {help_text} |")
+    return "\n".join(lines)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "Run the service: the polling scheduler (and the web server).")
     add("worker", cmd_worker, "Run only the polling scheduler (several may share one database).")
     add("migrate", cmd_migrate, "Apply pending database migrations.")
-    add("settings", cmd_settings, "List every setting with its environment variable, default and help.")
+    p = add("settings", cmd_settings, "List every setting with its environment variable, default and help.")
+    p.add_argument("--markdown", action="store_true", help="Print the Markdown table README carries.")
     p = add("poll", cmd_poll, "Poll once, now, and print what happened.")
     p.add_argument("--feed", action="append", metavar="URL", help="Poll this feed, due or not (repeatable).")
     p.add_argument("--all", action="store_true", help="Poll every enabled feed, due or not.")

@@ -7,6 +7,7 @@ connection and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,9 @@ def start_embedded(pgdata: Path) -> str:
     The server outlives nothing: it stops when the last process using it exits, and its data
     stays in `pgdata` for the next start.
     """
-    import pgserver  # imported here: only the embedded mode needs it
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: only the embedded mode needs it
 
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,196 @@
+"""The database layer against a real PostgreSQL: migrations, idempotent upserts, leases, feed sync."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aggregator.config import Settings
+from aggregator.db import Database
+from aggregator.db import migrate as migrate_db
+from aggregator.db import posts as posts_db
+from aggregator.db import sources as sources_db
+from aggregator.db.sources import SourceSpec
+from aggregator.errors import ConfigError, SchemaVersionError
+from aggregator.models import Post
+from aggregator.service import sync_feeds_file
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_post(n: int, **changes: object) -> Post:
+    post = Post(
+        dedup_key=f"tag:example.org,2026:post-{n}", guid=f"tag:example.org,2026:post-{n}",
+        url=f"https://example.org/posts/{n}", title=f"Post {n}", author="A. Writer",
+        published_at=NOW - timedelta(hours=n), updated_at=None, categories=("Kazakhstan",),
+        html=f"<p>Body {n}</p>", text=f"Body {n}", summary=f"Body {n}", lang="en", content_hash=f"h{n}",
+    )
+    return replace(post, **changes)  # type: ignore[arg-type]
+
+
+def add_source(db: Database, url: str) -> int:
+    with db.connection() as conn:
+        source, _ = sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
+    return source.id
+
+
+def test_migrations_are_recorded_and_idempotent(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert migrate_db.migrate(conn) == []
+        assert migrate_db.current_version(conn) == migrate_db.latest_version()
+        migrate_db.check_current(conn)
+
+
+def test_concurrent_migrations_serialize(tmp_path: Path, database_url: str) -> None:
+    name = "aggregator_migrate_race"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = psycopg.conninfo.make_conninfo(database_url, dbname=name)
+    results: list[list[str]] = []
+
+    def run() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            results.append(migrate_db.migrate(conn))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r) for r in results) == [0, 0, len(migrate_db.available_migrations())]
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_refuses_a_database_newer_than_the_code(db: Database) -> None:
+    with db.autocommit_connection() as conn:
+        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
+        try:
+            with pytest.raises(SchemaVersionError, match="newer than this code"):
+                migrate_db.check_current(conn)
+            with pytest.raises(SchemaVersionError):
+                migrate_db.migrate(conn)
+        finally:
+            conn.execute("DELETE FROM schema_migrations WHERE version = 9999")
+
+
+def test_upsert_is_idempotent(db: Database) -> None:
+    sid = add_source(db, "https://example.org/feed")
+    posts = [make_post(i) for i in range(1, 6)]
+    with db.connection() as conn:
+        first = posts_db.upsert_for_source(conn, sid, posts, NOW)
+    with db.connection() as conn:
+        second = posts_db.upsert_for_source(conn, sid, posts, NOW)
+        assert posts_db.count(conn) == 5
+    assert (first.new, first.updated) == (5, 0)
+    assert (second.new, second.updated) == (0, 0)
+    assert first.post_ids == second.post_ids
+
+
+def test_edit_updates_in_place(db: Database) -> None:
+    sid = add_source(db, "https://example.org/feed")
+    with db.connection() as conn:
+        posts_db.upsert_for_source(conn, sid, [make_post(1)], NOW)
+    edited = make_post(1, text="Body 1, corrected", content_hash="h1b", updated_at=NOW + timedelta(hours=1))
+    with db.connection() as conn:
+        result = posts_db.upsert_for_source(conn, sid, [edited], NOW + timedelta(hours=2))
+        row = conn.execute("SELECT text, updated_at, count(*) OVER () FROM posts").fetchone()
+    assert (result.new, result.updated) == (0, 1)
+    assert row == ("Body 1, corrected", NOW + timedelta(hours=1), 1)
+
+
+def test_a_post_gone_from_the_feed_is_kept(db: Database) -> None:
+    sid = add_source(db, "https://example.org/feed")
+    with db.connection() as conn:
+        posts_db.upsert_for_source(conn, sid, [make_post(1), make_post(2)], NOW)
+        posts_db.upsert_for_source(conn, sid, [make_post(2), make_post(3)], NOW)
+        assert posts_db.count(conn) == 3
+
+
+def test_same_url_from_two_feeds_is_one_article_linked_to_both(db: Database) -> None:
+    a = add_source(db, "https://a.example/feed")
+    b = add_source(db, "https://b.example/feed")
+    with db.connection() as conn:
+        posts_db.upsert_for_source(conn, a, [make_post(1, dedup_key="https://a.example/feed#1", guid="1")], NOW)
+        res = posts_db.upsert_for_source(conn, b, [make_post(1, dedup_key="https://b.example/feed#x", guid="x")], NOW)
+        assert res.new == 0
+        # and on the next poll of b the article is still recognized (through b's own guid now)
+        again = posts_db.upsert_for_source(conn, b, [make_post(1, dedup_key="https://b.example/feed#x", guid="x")],
+                                           NOW)
+        assert again.new == 0
+        links = conn.execute("SELECT count(*), count(DISTINCT post_id) FROM post_sources").fetchone()
+        assert posts_db.count(conn) == 1
+    assert links == (2, 1)
+
+
+def test_same_url_twice_in_one_feed_stays_two_posts(db: Database) -> None:
+    sid = add_source(db, "https://example.org/feed")
+    home = "https://example.org/"
+    with db.connection() as conn:
+        res = posts_db.upsert_for_source(conn, sid, [make_post(1, url=home), make_post(2, url=home)], NOW)
+    assert res.new == 2
+
+
+def test_two_feeds_do_not_flip_an_article_back_and_forth(db: Database) -> None:
+    a = add_source(db, "https://a.example/feed")
+    b = add_source(db, "https://b.example/feed")
+    full, short = make_post(1, text="full text", content_hash="full"), make_post(1, text="short", content_hash="s")
+    with db.connection() as conn:
+        posts_db.upsert_for_source(conn, a, [full], NOW)
+        assert posts_db.upsert_for_source(conn, b, [short], NOW).updated == 0
+        assert conn.execute("SELECT text FROM posts").fetchone() == ("full text",)
+
+
+def test_claims_never_overlap_and_expired_leases_are_reclaimed(db: Database) -> None:
+    for i in range(10):
+        add_source(db, f"https://example.org/{i}/feed")
+    with db.connection() as c1, db.connection() as c2:
+        first = sources_db.claim_due(c1, owner="w1", limit=6, lease_seconds=60)
+        second = sources_db.claim_due(c2, owner="w2", limit=6, lease_seconds=60)  # first still uncommitted
+    assert len(first) == 6 and len(second) == 4
+    assert not {s.id for s in first} & {s.id for s in second}
+    with db.connection() as conn:
+        assert sources_db.claim_due(conn, owner="w3", limit=10, lease_seconds=60) == []
+        conn.execute("UPDATE sources SET lease_until = now() - interval '1 second' WHERE lease_owner = 'w1'")
+        reclaimed = sources_db.claim_due(conn, owner="w3", limit=10, lease_seconds=60)
+    assert {s.id for s in reclaimed} == {s.id for s in first}
+
+
+def test_feeds_file_sync_adds_updates_and_disables(db: Database, settings: Settings) -> None:
+    settings.feeds_file.write_text(
+        "feeds:\n  - url: https://a.example/feed\n    name: A\n    countries: [KZ]\n"
+        "  - url: https://b.example/feed\n")
+    report = sync_feeds_file(db, settings)
+    assert sorted(report.added) == ["https://a.example/feed", "https://b.example/feed"]
+    settings.feeds_file.write_text("feeds:\n  - url: https://a.example/feed\n    name: A2\n")
+    report = sync_feeds_file(db, settings)
+    assert report.disabled == ["https://b.example/feed"] and report.added == []
+    with db.connection() as conn:
+        rows = {h.source.url: h.source for h in sources_db.list_with_health(conn)}
+    assert rows["https://a.example/feed"].name == "A2" and rows["https://a.example/feed"].enabled
+    assert not rows["https://b.example/feed"].enabled  # disabled, not deleted
+    assert rows["https://b.example/feed"].disabled_reason == "removed from the feeds file"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("feeds: 3\n", "top-level `feeds:` list"),
+        ("feeds:\n  - name: x\n", "needs at least a `url`"),
+        ("feeds:\n  - url: ftp://x.example/\n", "not an http(s) URL"),
+        ("feeds:\n  - url: https://x.example/\n    countries: [kz]\n", "countries must be a list"),
+        ("feeds:\n  - url: https://x.example/\n  - url: https://x.example/\n", "duplicate url"),
+        ("feeds: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_feeds_file_is_a_clear_error(db: Database, settings: Settings, text: str, message: str) -> None:
+    settings.feeds_file.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        sync_feeds_file(db, settings)
