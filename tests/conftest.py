@@ -8,6 +8,7 @@ emptied between tests.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +36,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session."""
-    server_url = os.environ.get("TEST_DATABASE_URL") or start_embedded(tmp_path_factory.mktemp("pg") / "data")
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:  # its own folder (not pytest's, which other test runs may be cleaning up)
+        server_url = start_embedded(Path(tempfile.mkdtemp(prefix="aggregator-test-pg-")),
+                                    delete_on_exit=True)
     name = f"aggregator_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

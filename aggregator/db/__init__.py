@@ -21,7 +21,7 @@ from aggregator.errors import StorageError
 log = logging.getLogger(__name__)
 
 
-def start_embedded(pgdata: Path) -> str:
+def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> str:
     """Start (or join) the embedded PostgreSQL kept under `pgdata` and return its URL.
 
     The server outlives nothing: it stops when the last process using it exits, and its data
@@ -34,7 +34,7 @@ def start_embedded(pgdata: Path) -> str:
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
     except Exception as exc:  # pgserver raises plain subprocess/OS errors
         raise StorageError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
     log.info("db.embedded_started pgdata=%s", pgdata)

@@ -97,9 +97,9 @@ def _existing_by_url_elsewhere(
 def _is_edit(post: Post, stored: StoredPost, source_id: int) -> bool:
     if post.content_hash == stored.content_hash:
         return False
-    if post.updated_at and stored.updated_at:
+    if post.updated_at and stored.updated_at and post.updated_at != stored.updated_at:
         return post.updated_at > stored.updated_at
-    return stored.source_id in (None, source_id) or (post.updated_at is not None and stored.updated_at is None)
+    return stored.source_id in (None, source_id)
 
 
 _INSERT = """

@@ -1,0 +1,430 @@
+"""The network edge: one conditional GET of a feed, bounded in time, size and destination.
+
+Everything the network can throw at us is turned into a `FetchResult` (200 or 304) or a
+`FetchError` with a short `kind` right here, once; nothing from httpx, httpcore, ssl or socket
+escapes `Fetcher.fetch`. The pieces, in the order a fetch meets them:
+
+    per-host slot      at most `per_host_concurrency` fetches in flight to one host
+    redirect loop      followed by hand, so each hop's connection goes through the address guard
+    deadline           one monotonic deadline for the whole call, enforced on every socket
+                       operation (connect, TLS, each read and write), so a server that trickles a
+                       byte a second fails at the deadline even in the middle of its headers
+    size cap           on the decompressed body, while streaming: a gzip bomb costs at most the cap
+    classification     HTTP statuses and exceptions -> kind/temporary, in two small functions
+
+Why a context variable for the deadline: httpcore reuses pooled connections across fetches and
+threads, so the deadline belongs to the running fetch (its thread), not to the socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import TracebackType
+
+import httpcore
+import httpx
+
+from aggregator.config import Settings
+from aggregator.errors import FetchError
+from aggregator.httpdates import freshness_seconds, parse_retry_after
+from aggregator.models import FetchResult, Validators
+from aggregator.netguard import (
+    AddressGuard,
+    BlockedAddressError,
+    GuardedBackend,
+    GuardError,
+    PoolTransport,
+    ResolutionError,
+    ResolutionTimeout,
+)
+
+ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+)
+# Only what _Decoder can inflate under the size cap; br would need a capped brotli decoder.
+ACCEPT_ENCODING = "gzip, deflate"
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+PERMANENT_REDIRECTS = frozenset({301, 308})
+PERMANENT_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 405, 406, 410, 451})
+TEMPORARY_CLIENT_ERRORS = frozenset({408, 425, 429})
+
+# What may reach the resolver: IDNA-encoded names and IP literals; never spaces or controls.
+_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+
+_DEADLINE: ContextVar[float | None] = ContextVar("fetch_deadline", default=None)
+
+
+class Fetcher:
+    """Fetches feeds; one instance per process, shared by the worker threads."""
+
+    def __init__(self, settings: Settings, *, guard: AddressGuard | None = None) -> None:
+        self._settings = settings
+        self._backend = GuardedBackend(guard or AddressGuard(allow_private=settings.allow_private_networks))
+        self._transport = PoolTransport(_DeadlineBackend(self._backend))
+        self._slots = _HostSlots(settings.per_host_concurrency)
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+        self._backend.close()
+
+    def fetch(self, url: str, validators: Validators = Validators()) -> FetchResult:  # noqa: B008
+        started = time.monotonic()
+        token = _DEADLINE.set(started + self._settings.fetch_deadline)
+        try:
+            return self._follow(url, validators, started)
+        except FetchError:
+            raise
+        except _LOWER_LEVEL_ERRORS as exc:
+            raise exception_to_fetch_error(url, exc) from exc
+        finally:
+            _DEADLINE.reset(token)
+
+    def _follow(self, url: str, validators: Validators, started: float) -> FetchResult:
+        target = _http_url(url, url)
+        chain = _RedirectChain(url, self._settings.max_redirects, {str(target)})
+        while True:
+            with self._slots.hold(target.host), self._send(target, validators) as response:
+                location = response.headers.get("location")
+                if response.status_code not in REDIRECTS or not location:
+                    return self._finish(url, target, response, validators, chain, started)
+                target = chain.follow(target, location, response.status_code)
+
+    @contextmanager
+    def _send(self, target: httpx.URL, validators: Validators) -> Iterator[httpx.Response]:
+        left = _time_left()
+        timeouts = {"connect": min(self._settings.connect_timeout, left), "read": left, "write": left}
+        request = httpx.Request(
+            "GET", target, headers=self._headers(validators), extensions={"timeout": timeouts | {"pool": left}}
+        )
+        response = self._transport.handle_request(request)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _headers(self, validators: Validators) -> dict[str, str | bytes]:
+        headers: dict[str, str | bytes] = {
+            "User-Agent": self._settings.user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        if validators.etag:  # verbatim: a weak W/"..." tag stays weak, quotes stay quotes
+            headers["If-None-Match"] = validators.etag.encode()
+        if validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified.encode()
+        return headers
+
+    def _finish(
+        self,
+        url: str,
+        target: httpx.URL,
+        response: httpx.Response,
+        validators: Validators,
+        chain: _RedirectChain,
+        started: float,
+    ) -> FetchResult:
+        now = datetime.now(UTC)
+        headers = response.headers
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
+        _raise_for_status(url, target, response.status_code, retry_after)
+        if response.status_code == 304:
+            body, body_hash = b"", validators.body_hash
+            new = Validators(
+                etag=headers.get("etag") or validators.etag,
+                last_modified=headers.get("last-modified") or validators.last_modified,
+                body_hash=validators.body_hash,
+            )
+        else:
+            body = _read_body(url, response, self._settings.max_body_bytes)
+            body_hash = hashlib.sha256(body).hexdigest()
+            new = Validators(headers.get("etag"), headers.get("last-modified"), body_hash)
+        return FetchResult(
+            url=url,
+            final_url=str(target),
+            status=response.status_code,
+            body=body,
+            body_hash=body_hash,
+            unchanged=response.status_code == 304 or body_hash == validators.body_hash,
+            validators=new,
+            content_type=headers.get("content-type"),
+            permanent_url=chain.permanent_url(target),
+            max_age=freshness_seconds(headers.get("cache-control"), headers.get("expires"), headers.get("date"), now),
+            retry_after=retry_after,
+            elapsed=time.monotonic() - started,
+        )
+
+
+class _RedirectChain:
+    """The hops so far: counts them, spots loops early, and knows whether all were permanent."""
+
+    def __init__(self, url: str, limit: int, seen: set[str]) -> None:
+        self._url = url
+        self._limit = limit
+        self._seen = seen
+        self._hops = 0
+        self._permanent = True
+
+    def follow(self, current: httpx.URL, location: str, status: int) -> httpx.URL:
+        target = _http_url(self._url, location, base=current)
+        self._hops += 1
+        self._permanent = self._permanent and status in PERMANENT_REDIRECTS
+        if str(target) in self._seen:
+            raise _error(self._url, "too_many_redirects", f"redirect loop back to {target}")
+        if self._hops > self._limit:
+            raise _error(self._url, "too_many_redirects", f"more than {self._limit} redirects")
+        self._seen.add(str(target))
+        return target
+
+    def permanent_url(self, final: httpx.URL) -> str | None:
+        return str(final) if self._hops and self._permanent else None
+
+
+def _http_url(url: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """An absolute http(s) URL with a host, or a permanent invalid_url error."""
+    try:
+        parsed = base.join(text) if base is not None else httpx.URL(text)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise _error(url, "invalid_url", f"malformed URL {text!r}: {exc}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise _error(url, "invalid_url", f"unsupported scheme in {text!r}")
+    if not parsed.host:
+        raise _error(url, "invalid_url", f"no host in {text!r}")
+    if not _valid_host(parsed.raw_host.decode("ascii", "replace")):
+        raise _error(url, "invalid_url", f"malformed host in {text!r}")
+    return parsed.copy_with(fragment=None)
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOSTNAME.fullmatch(host) is not None
+    return True
+
+
+def _error(url: str, kind: str, message: str, *, temporary: bool = False) -> FetchError:
+    return FetchError(url, message, kind=kind, temporary=temporary)
+
+
+class _HostSlots:
+    """A semaphore per host, made on first use, so one slow site cannot hog every worker."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = max(1, limit)
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def hold(self, host: str) -> Iterator[None]:
+        with self._lock:
+            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self._limit))
+        if not slot.acquire(timeout=_time_left()):
+            raise TimeoutError(f"no free slot for {host} before the fetch deadline")
+        try:
+            yield
+        finally:
+            slot.release()
+
+
+def _time_left() -> float:
+    """Seconds until this fetch's deadline; raises once it has passed (checked before each step)."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        raise RuntimeError("_time_left() called outside Fetcher.fetch")
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("fetch deadline passed")
+    return left
+
+
+def _capped(timeout: float | None, error: type[Exception]) -> float | None:
+    """The socket timeout to use now: the caller's, but never past the fetch deadline."""
+    if _DEADLINE.get() is None:
+        return timeout
+    try:
+        left = _time_left()
+    except TimeoutError:
+        raise error("fetch deadline passed") from None
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read, write and handshake stops at the running fetch's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Wraps the guarded backend so every connection it makes obeys the fetch deadline."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.NetworkStream:
+        return self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _read_body(url: str, response: httpx.Response, cap: int) -> bytes:
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isdigit() and (len(declared) > 18 or int(declared) > cap):
+        raise _error(url, "too_large", f"Content-Length {declared} is over the {cap}-byte cap")
+    decoder = _Decoder(url, response.headers.get("content-encoding"), cap)
+    body = bytearray()
+    for chunk in response.iter_raw():
+        body += decoder.decode(chunk, room=cap - len(body))
+    return bytes(body)
+
+
+class _Decoder:
+    """Inflates gzip/deflate with a hard output limit, so memory never exceeds the cap."""
+
+    def __init__(self, url: str, content_encoding: str | None, cap: int) -> None:
+        self._url = url
+        self._cap = cap
+        codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise _error(url, "unsupported_encoding", f"cannot decode Content-Encoding {content_encoding!r}")
+        self._deflate = codings == ["deflate"]
+        self._first = True
+        self._zlib = None if not codings else zlib.decompressobj(zlib.MAX_WBITS | (0 if self._deflate else 16))
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        out = data if self._zlib is None else self._inflate(data, room)
+        if len(out) > room:
+            raise _error(self._url, "too_large", f"body is over the {self._cap}-byte cap")
+        return out
+
+    def _inflate(self, data: bytes, room: int) -> bytes:
+        assert self._zlib is not None
+        first, self._first = self._first, False
+        try:
+            return self._zlib.decompress(data, room + 1)  # room + 1: enough to know the cap is passed
+        except zlib.error:
+            if not (first and self._deflate):
+                raise
+        self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent raw, without zlib header
+        return self._zlib.decompress(data, room + 1)
+
+
+def classify_status(status: int) -> tuple[str, bool] | None:
+    """(kind, temporary) for a status that is a failure; None for a result (2xx, 304)."""
+    if 200 <= status < 300 or status == 304:
+        return None
+    temporary = status in TEMPORARY_CLIENT_ERRORS or status >= 500
+    return f"http_{status}", temporary
+
+
+def _raise_for_status(url: str, target: httpx.URL, status: int, retry_after: datetime | None) -> None:
+    failure = classify_status(status)
+    if failure is not None:
+        kind, temporary = failure
+        message = f"HTTP {status} from {target}"
+        raise FetchError(url, message, kind=kind, temporary=temporary, status=status, retry_after=retry_after)
+
+
+_LOWER_LEVEL_ERRORS = (
+    GuardError,
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+    httpcore.ConnectionNotAvailable,
+    OSError,
+    zlib.error,
+)
+_TIMEOUTS = (httpcore.TimeoutException, httpx.TimeoutException, TimeoutError)
+_INVALID_URL = (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol, httpx.InvalidURL)
+_PROTOCOL = (httpcore.ProtocolError, httpx.ProtocolError)
+
+
+def exception_to_fetch_error(url: str, exc: BaseException) -> FetchError:
+    """The one mapping from lower-level exceptions to FetchError kinds."""
+    kind, temporary = _exception_kind(exc)
+    message = str(exc) if isinstance(exc, GuardError) else f"{type(exc).__name__}: {exc}"
+    return FetchError(url, message, kind=kind, temporary=temporary)
+
+
+def _exception_kind(exc: BaseException) -> tuple[str, bool]:
+    if isinstance(exc, BlockedAddressError):
+        return "blocked_address", False
+    if isinstance(exc, ResolutionError):
+        return "dns", True
+    if isinstance(exc, (*_TIMEOUTS, ResolutionTimeout)):
+        return "timeout", True
+    tls = _ssl_cause(exc)
+    if tls is not None:  # a bad certificate will not fix itself; a failed handshake might
+        return "tls", not isinstance(tls, ssl.SSLCertVerificationError)
+    if isinstance(exc, _INVALID_URL):
+        return "invalid_url", False
+    if isinstance(exc, zlib.error):
+        return "decoding", True
+    if isinstance(exc, _PROTOCOL):
+        return "protocol", True
+    return "connection", True
+
+
+def _ssl_cause(exc: BaseException | None) -> ssl.SSLError | None:
+    """The ssl error behind an httpcore error, which wraps it with `raise ... from`."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None

@@ -1,0 +1,202 @@
+# ruff: noqa: F811  (pytest fixtures are imported, then named as parameters)
+"""The address guard: which addresses are public, and that sockets only go to checked addresses.
+
+Only 127.0.0.1 ever receives a packet here: other addresses come from fake resolvers or IP
+literals, and `connect_log` refuses (and records) any other destination.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from aggregator.netguard import (
+    AddressGuard,
+    BlockedAddressError,
+    GuardedBackend,
+    ResolutionError,
+    ResolutionTimeout,
+    is_public_address,
+)
+from tests.support.feedserver import FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
+
+PUBLIC = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "2606:4700:4700::1111",
+    "2001:4860:4860::8888",
+    "::ffff:8.8.8.8",  # IPv4-mapped public
+    "2002:808:808::1",  # 6to4 of 8.8.8.8
+    "64:ff9b::808:808",  # NAT64 of 8.8.8.8
+]
+NOT_PUBLIC = [
+    "127.0.0.1",
+    "127.1.2.3",
+    "10.0.0.1",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "169.254.169.254",  # cloud metadata
+    "100.64.0.1",  # CGNAT
+    "100.127.255.255",
+    "0.0.0.0",
+    "0.1.2.3",
+    "224.0.0.1",  # multicast
+    "239.255.255.250",
+    "240.0.0.1",  # reserved
+    "255.255.255.255",
+    "192.0.0.1",
+    "192.0.2.1",  # documentation
+    "198.18.0.1",  # benchmarking
+    "::1",
+    "::",
+    "fc00::1",
+    "fd12:3456::1",
+    "fe80::1",
+    "fec0::1",  # old site-local
+    "ff02::1",
+    "::ffff:127.0.0.1",  # IPv4-mapped loopback
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "::127.0.0.1",  # IPv4-compatible (deprecated), reserved
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "64:ff9b:1::1",  # local-use NAT64
+    "2001:db8::1",  # documentation
+    "100::1",  # discard-only
+]
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses(address: str) -> None:
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_non_public_addresses(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    ("guard", "port", "answers", "allowed"),
+    [
+        (AddressGuard(), 80, ["8.8.8.8"], True),
+        (AddressGuard(), 80, ["8.8.8.8", "10.0.0.1"], False),  # one bad record refuses the host
+        (AddressGuard(), 80, ["10.0.0.1", "8.8.8.8"], False),
+        (AddressGuard(allow_private=True), 80, ["127.0.0.1", "10.0.0.1"], True),
+        (AddressGuard.allowing(("127.0.0.1", 8080)), 8080, ["127.0.0.1"], True),
+        (AddressGuard.allowing(("127.0.0.1", 8080)), 8081, ["127.0.0.1"], False),  # other port
+        (AddressGuard.allowing(("127.0.0.1", 8080)), 8080, ["::ffff:127.0.0.1"], False),
+        (AddressGuard.allowing(("127.0.0.1", 8080)), 8080, ["127.0.0.2"], False),
+    ],
+)
+def test_guard_check(guard: AddressGuard, port: int, answers: list[str], allowed: bool) -> None:
+    if allowed:
+        assert guard.check("host.test", port, answers) == [ipaddress.ip_address(a) for a in answers]
+    else:
+        with pytest.raises(BlockedAddressError):
+            guard.check("host.test", port, answers)
+
+
+@pytest.mark.parametrize("answers", [[], ["not-an-address"]])
+def test_guard_check_rejects_empty_or_garbage_answers(answers: list[str]) -> None:
+    with pytest.raises(ResolutionError):
+        AddressGuard().check("host.test", 80, answers)
+
+
+class FakeResolver:
+    """Answers from a script, one answer per call (the last repeats), and counts the calls."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+@pytest.fixture
+def backends() -> Iterator[list[GuardedBackend]]:
+    made: list[GuardedBackend] = []
+    yield made
+    for backend in made:
+        backend.close()
+
+
+def make_backend(backends: list[GuardedBackend], guard: AddressGuard) -> GuardedBackend:
+    backend = GuardedBackend(guard)
+    backends.append(backend)
+    return backend
+
+
+def test_blocked_name_is_refused_before_any_connect(
+    backends: list[GuardedBackend], connect_log: list[tuple[str, int]]
+) -> None:
+    backend = make_backend(backends, AddressGuard(resolver=FakeResolver(["169.254.169.254"])))
+    with pytest.raises(BlockedAddressError):
+        backend.connect_tcp("metadata.test", 80, timeout=1)
+    assert connect_log == []
+
+
+def test_connects_to_the_address_it_checked_not_a_second_answer(
+    backends: list[GuardedBackend], feed_server: FeedServer, connect_log: list[tuple[str, int]]
+) -> None:
+    """DNS rebinding: a name answering 127.0.0.1 (allowed here), then 10.0.0.1.
+
+    A client that checks one lookup and connects by name would do a second lookup and reach
+    10.0.0.1 (refused and logged by connect_log); the guard resolves once and connects to the IP.
+    """
+    resolver = FakeResolver(["127.0.0.1"], ["10.0.0.1"])
+    backend = make_backend(backends, AddressGuard.allowing(feed_server.address, resolver=resolver))
+    stream = backend.connect_tcp("rebind.test", feed_server.port, timeout=1)
+    stream.close()
+    assert resolver.calls == 1
+    assert connect_log == [("127.0.0.1", feed_server.port)]
+
+
+def test_ip_literal_needs_no_resolver(
+    backends: list[GuardedBackend], feed_server: FeedServer, connect_log: list[tuple[str, int]]
+) -> None:
+    def no_lookups(host: str, port: int) -> list[str]:
+        raise AssertionError("an IP literal was sent to the resolver")
+
+    backend = make_backend(backends, AddressGuard.allowing(feed_server.address, resolver=no_lookups))
+    backend.connect_tcp("127.0.0.1", feed_server.port, timeout=1).close()
+    assert connect_log == [("127.0.0.1", feed_server.port)]
+
+
+def test_resolver_failure_is_a_resolution_error(backends: list[GuardedBackend]) -> None:
+    def nxdomain(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    backend = make_backend(backends, AddressGuard(resolver=nxdomain))
+    with pytest.raises(ResolutionError):
+        backend.connect_tcp("nowhere.test", 80, timeout=1)
+
+
+def test_hanging_resolver_times_out(backends: list[GuardedBackend]) -> None:
+    release = threading.Event()
+
+    def hang(host: str, port: int) -> list[str]:
+        release.wait(5)
+        return ["8.8.8.8"]
+
+    backend = make_backend(backends, AddressGuard(resolver=hang))
+    try:
+        with pytest.raises(ResolutionTimeout):
+            backend.connect_tcp("slow-dns.test", 80, timeout=0.1)
+    finally:
+        release.set()
+
+
+def test_unix_sockets_are_refused(backends: list[GuardedBackend]) -> None:
+    backend = make_backend(backends, AddressGuard(allow_private=True))
+    with pytest.raises(BlockedAddressError):
+        backend.connect_unix_socket("/var/run/docker.sock")
