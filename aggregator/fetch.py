@@ -12,8 +12,8 @@ escapes `Fetcher.fetch`. The pieces, in the order a fetch meets them:
     size cap           on the decompressed body, while streaming: a gzip bomb costs at most the cap
     classification     HTTP statuses and exceptions -> kind/temporary, in two small functions
 
-Why a context variable for the deadline: httpcore reuses pooled connections across fetches and
-threads, so the deadline belongs to the running fetch (its thread), not to the socket.
+The address guard and the per-socket deadline live in aggregator.netguard, in the network backend
+every connection is made by; this module decides what a response means.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -46,32 +45,42 @@ from aggregator.netguard import (
     PoolTransport,
     ResolutionError,
     ResolutionTimeout,
+    deadline,
+    time_left,
 )
 
-ACCEPT = (
-    "application/atom+xml, application/rss+xml, application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+ACCEPT = ", ".join(
+    [
+        "application/atom+xml",
+        "application/rss+xml",
+        "application/feed+json",
+        "application/xml;q=0.9",
+        "text/xml;q=0.9",
+        "*/*;q=0.8",
+    ]
 )
 # Only what _Decoder can inflate under the size cap; br would need a capped brotli decoder.
 ACCEPT_ENCODING = "gzip, deflate"
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
-PERMANENT_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 405, 406, 410, 451})
 TEMPORARY_CLIENT_ERRORS = frozenset({408, 425, 429})
 
 # What may reach the resolver: IDNA-encoded names and IP literals; never spaces or controls.
 _HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
-_DEADLINE: ContextVar[float | None] = ContextVar("fetch_deadline", default=None)
-
 
 class Fetcher:
-    """Fetches feeds; one instance per process, shared by the worker threads."""
+    """Fetches feeds; one instance per process, shared by the worker threads.
+
+    The per-host limit and the connection pool belong to the instance, so a second Fetcher in the
+    same process would double the load a host sees.
+    """
 
     def __init__(self, settings: Settings, *, guard: AddressGuard | None = None) -> None:
         self._settings = settings
         self._backend = GuardedBackend(guard or AddressGuard(allow_private=settings.allow_private_networks))
-        self._transport = PoolTransport(_DeadlineBackend(self._backend))
+        self._transport = PoolTransport(self._backend)
         self._slots = _HostSlots(settings.per_host_concurrency)
 
     def __enter__(self) -> Fetcher:
@@ -85,16 +94,19 @@ class Fetcher:
         self._backend.close()
 
     def fetch(self, url: str, validators: Validators = Validators()) -> FetchResult:  # noqa: B008
+        """A 200 or 304 as a result; anything else as a FetchError (and only as a FetchError).
+
+        `fetch_deadline` bounds the whole call, including waiting for a free slot to the host, so
+        a worker thread is never held longer than that whatever the servers do.
+        """
         started = time.monotonic()
-        token = _DEADLINE.set(started + self._settings.fetch_deadline)
         try:
-            return self._follow(url, validators, started)
+            with deadline(self._settings.fetch_deadline):
+                return self._follow(url, validators, started)
         except FetchError:
             raise
         except _LOWER_LEVEL_ERRORS as exc:
             raise exception_to_fetch_error(url, exc) from exc
-        finally:
-            _DEADLINE.reset(token)
 
     def _follow(self, url: str, validators: Validators, started: float) -> FetchResult:
         target = _http_url(url, url)
@@ -108,7 +120,7 @@ class Fetcher:
 
     @contextmanager
     def _send(self, target: httpx.URL, validators: Validators) -> Iterator[httpx.Response]:
-        left = _time_left()
+        left = time_left()
         timeouts = {"connect": min(self._settings.connect_timeout, left), "read": left, "write": left}
         request = httpx.Request(
             "GET", target, headers=self._headers(validators), extensions={"timeout": timeouts | {"pool": left}}
@@ -144,17 +156,7 @@ class Fetcher:
         headers = response.headers
         retry_after = parse_retry_after(headers.get("retry-after"), now)
         _raise_for_status(url, target, response.status_code, retry_after)
-        if response.status_code == 304:
-            body, body_hash = b"", validators.body_hash
-            new = Validators(
-                etag=headers.get("etag") or validators.etag,
-                last_modified=headers.get("last-modified") or validators.last_modified,
-                body_hash=validators.body_hash,
-            )
-        else:
-            body = _read_body(url, response, self._settings.max_body_bytes)
-            body_hash = hashlib.sha256(body).hexdigest()
-            new = Validators(headers.get("etag"), headers.get("last-modified"), body_hash)
+        body, body_hash, new = self._content(url, response, validators)
         return FetchResult(
             url=url,
             final_url=str(target),
@@ -169,6 +171,19 @@ class Fetcher:
             retry_after=retry_after,
             elapsed=time.monotonic() - started,
         )
+
+    def _content(
+        self, url: str, response: httpx.Response, validators: Validators
+    ) -> tuple[bytes, str | None, Validators]:
+        """Body, body hash and the validators to store next; a 304 keeps what the 200 gave."""
+        headers = response.headers
+        if response.status_code == 304:
+            etag = headers.get("etag") or validators.etag
+            last_modified = headers.get("last-modified") or validators.last_modified
+            return b"", validators.body_hash, Validators(etag, last_modified, validators.body_hash)
+        body = _read_body(url, response, self._settings.max_body_bytes)
+        body_hash = hashlib.sha256(body).hexdigest()
+        return body, body_hash, Validators(headers.get("etag"), headers.get("last-modified"), body_hash)
 
 
 class _RedirectChain:
@@ -208,6 +223,8 @@ def _http_url(url: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
         raise _error(url, "invalid_url", f"no host in {text!r}")
     if not _valid_host(parsed.raw_host.decode("ascii", "replace")):
         raise _error(url, "invalid_url", f"malformed host in {text!r}")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise _error(url, "invalid_url", f"port out of range in {text!r}")
     return parsed.copy_with(fragment=None)
 
 
@@ -235,85 +252,12 @@ class _HostSlots:
     def hold(self, host: str) -> Iterator[None]:
         with self._lock:
             slot = self._slots.setdefault(host, threading.BoundedSemaphore(self._limit))
-        if not slot.acquire(timeout=_time_left()):
+        if not slot.acquire(timeout=time_left()):
             raise TimeoutError(f"no free slot for {host} before the fetch deadline")
         try:
             yield
         finally:
             slot.release()
-
-
-def _time_left() -> float:
-    """Seconds until this fetch's deadline; raises once it has passed (checked before each step)."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        raise RuntimeError("_time_left() called outside Fetcher.fetch")
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("fetch deadline passed")
-    return left
-
-
-def _capped(timeout: float | None, error: type[Exception]) -> float | None:
-    """The socket timeout to use now: the caller's, but never past the fetch deadline."""
-    if _DEADLINE.get() is None:
-        return timeout
-    try:
-        left = _time_left()
-    except TimeoutError:
-        raise error("fetch deadline passed") from None
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket stream whose every read, write and handshake stops at the running fetch's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> object:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """Wraps the guarded backend so every connection it makes obeys the fetch deadline."""
-
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        timeout = _capped(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
-    ) -> httpcore.NetworkStream:
-        return self._inner.connect_unix_socket(path, timeout, socket_options)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
 
 
 def _read_body(url: str, response: httpx.Response, cap: int) -> bytes:

@@ -1,23 +1,29 @@
-"""The address guard: a feed fetch only ever opens sockets to public addresses.
+"""The connection path of every fetch: which addresses a socket may go to, and until when.
 
-Why this exists: anyone who can add a feed URL could otherwise make the worker fetch
+Why the address guard exists: anyone who can add a feed URL could otherwise make the worker fetch
 http://169.254.169.254/ (cloud credentials), an admin page on 10.x, or a service on localhost,
 and read the answer back through the stored posts. Checking the URL's *text* is not enough: a
 public-looking name can resolve to a private address, and a name can answer differently between
 the check and the connect (DNS rebinding). So the check lives where the socket is opened:
 
-    GuardedBackend.connect_tcp(host, port)          (httpcore calls it for every new connection,
-        └─ AddressGuard.resolve(host, port)          so for every redirect hop too)
-             resolve once, refuse if ANY address is not permitted
-        └─ connect to one of those checked IP literals (never to the name again)
+    GuardedBackend.connect_tcp(host, port)      httpcore calls it for every new connection,
+        ├─ resolve once (helper thread,         so for every redirect hop too
+        │  bounded by the time left)
+        ├─ AddressGuard.check: refuse the host if ANY address is not permitted
+        ├─ connect to one of those checked IP literals (the name is never looked up again)
+        └─ wrap the socket in _DeadlineStream
 
-`PoolTransport` is the small httpx transport over an httpcore pool that lets us plug that backend
-in (httpx.HTTPTransport cannot take a network backend). No proxy is ever used: a proxy would do
-its own resolution and defeat the guard.
+Why the deadline lives here too: it must act on every socket operation (a server can trickle its
+headers a byte at a time, and httpcore reads headers without asking us), and this backend is
+where the sockets are made. `deadline(seconds)` sets it for the running thread.
 
-For tests, `AddressGuard.allowed` names exact (address, port) pairs that are permitted although
-private: a guard that allows only the local test server proves a redirect to any other address is
-refused, without any packet leaving for it. `resolver` can be replaced to test names without DNS.
+`PoolTransport` is the small httpx transport over an httpcore pool that lets us plug the backend
+in (httpx.HTTPTransport cannot take one). No proxy is ever used: a proxy would do its own
+resolution and defeat the guard.
+
+For tests, `AddressGuard.allowed` names exact (address, port) pairs permitted although private:
+a guard allowing only the local test server proves a redirect to any other address is refused,
+without a packet leaving for it. `resolver` can be replaced to test names without DNS.
 """
 
 from __future__ import annotations
@@ -30,10 +36,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import httpcore
 import httpx
+
+_DEADLINE: ContextVar[float | None] = ContextVar("fetch_deadline", default=None)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -159,15 +169,19 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if not 0 < port < 65536:  # the OS would silently wrap it to another port
+            raise BlockedAddressError(host, f"port {port}")
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        give_up = None if timeout is None else time.monotonic() + timeout
         addresses = self._guard.check(host, port, self._resolve(host, port, timeout))
         failure: Exception | None = None
         for ip in addresses:  # the IP literal is all the inner backend ever sees: no second lookup
             try:
-                return self._inner.connect_tcp(str(ip), port, _left(deadline), local_address, socket_options)
+                stream = self._inner.connect_tcp(str(ip), port, _left(give_up), local_address, socket_options)
+                return _DeadlineStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
-                if deadline is not None and time.monotonic() >= deadline:
+                if give_up is not None and time.monotonic() >= give_up:
                     break
         assert failure is not None
         raise failure
@@ -201,8 +215,73 @@ class GuardedBackend(httpcore.NetworkBackend):
             raise ResolutionError(host, f"cannot resolve {host}: {exc}") from exc
 
 
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
+def _left(give_up: float | None) -> float | None:
+    return None if give_up is None else max(0.0, give_up - time.monotonic())
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every socket operation of this thread inside the block stops `seconds` from now.
+
+    A context variable rather than a socket attribute, because pooled connections are reused by
+    other fetches (and threads): the deadline belongs to the running fetch, not to the socket.
+    """
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left() -> float:
+    """Seconds until the running deadline; TimeoutError once it has passed."""
+    when = _DEADLINE.get()
+    if when is None:
+        raise RuntimeError("time_left() called outside a deadline() block")
+    left = when - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("fetch deadline passed")
+    return left
+
+
+def _capped(timeout: float | None, error: type[Exception]) -> float | None:
+    """The socket timeout to use now: the caller's, but never past the running deadline."""
+    if _DEADLINE.get() is None:
+        return timeout
+    try:
+        left = time_left()
+    except TimeoutError:
+        raise error("fetch deadline passed") from None
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read, write and handshake stops at the running deadline.
+
+    This is what makes a server trickling one byte a second (even inside its headers) fail on
+    time: each read is given only the time that is left, and none is started after the deadline.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _capped(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _capped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
 
 
 class PoolTransport(httpx.BaseTransport):

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from aggregator.config import Settings
+from aggregator.errors import FetchError
+from aggregator.fetch import Fetcher
 from aggregator.netguard import (
     AddressGuard,
     BlockedAddressError,
@@ -22,7 +25,7 @@ from aggregator.netguard import (
     ResolutionTimeout,
     is_public_address,
 )
-from tests.support.feedserver import FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
+from tests.support.feedserver import RSS_SAMPLE, FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
 
 PUBLIC = [
     "8.8.8.8",
@@ -200,3 +203,85 @@ def test_unix_sockets_are_refused(backends: list[GuardedBackend]) -> None:
     backend = make_backend(backends, AddressGuard(allow_private=True))
     with pytest.raises(BlockedAddressError):
         backend.connect_unix_socket("/var/run/docker.sock")
+
+
+# -- through the Fetcher ---------------------------------------------------------------------------
+
+STRICT = Settings(allow_private_networks=False, fetch_deadline=2.0, connect_timeout=1.0)
+
+
+def refused(fetcher: Fetcher, url: str) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch(url)
+    return caught.value
+
+
+BLOCKED_HOSTS = [
+    "127.0.0.1",
+    "localhost",  # resolved from /etc/hosts, no DNS query
+    "169.254.169.254",
+    "10.0.0.1",
+    "192.168.0.1",
+    "100.64.0.1",
+    "0.0.0.0",
+    "[::1]",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:169.254.169.254]",
+    "[fe80::1]",
+    "[fd00::1]",
+    "224.0.0.1",
+]
+
+
+@pytest.mark.parametrize("host", BLOCKED_HOSTS)
+def test_private_addresses_are_refused_by_default(
+    feed_server: FeedServer, connect_log: list[tuple[str, int]], host: str
+) -> None:
+    feed_server.serve("/feed.xml", RSS_SAMPLE)
+    with Fetcher(STRICT) as fetcher:
+        error = refused(fetcher, f"http://{host}:{feed_server.port}/feed.xml")
+    assert (error.kind, error.temporary) == ("blocked_address", False)
+    assert connect_log == []
+    assert len(feed_server.requests) == 0
+
+
+@pytest.fixture
+def guarded(feed_server: FeedServer) -> Iterator[Fetcher]:
+    """Default-deny, except the test server itself: the first hop is allowed, nothing else."""
+    guard = AddressGuard.allowing(feed_server.address)
+    with Fetcher(STRICT, guard=guard) as fetcher:
+        yield fetcher
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/feed.xml",
+        "http://[::ffff:10.0.0.1]/feed.xml",
+        "http://127.0.0.1:{other}/feed.xml",  # loopback, but not the allowed server
+        "http://[::1]:{port}/feed.xml",
+    ],
+)
+def test_redirect_to_a_blocked_address_is_refused_before_connecting(
+    guarded: Fetcher, feed_server: FeedServer, connect_log: list[tuple[str, int]], target: str
+) -> None:
+    feed_server.serve("/feed.xml", RSS_SAMPLE)
+    assert guarded.fetch(feed_server.url("/feed.xml")).status == 200  # the allowed server is reachable
+    feed_server.redirect("/moved", target.format(other=feed_server.port + 1, port=feed_server.port))
+    error = refused(guarded, feed_server.url("/moved"))
+    assert (error.kind, error.temporary) == ("blocked_address", False)
+    assert set(connect_log) == {feed_server.address}
+    assert feed_server.requests.statuses("/moved") == [301]
+
+
+def test_hostname_connects_to_the_checked_address_with_its_host_header(
+    feed_server: FeedServer, connect_log: list[tuple[str, int]]
+) -> None:
+    feed_server.serve("/feed.xml", RSS_SAMPLE)
+    guard = AddressGuard.allowing(feed_server.address, resolver=lambda host, port: ["127.0.0.1"])
+    with Fetcher(STRICT, guard=guard) as fetcher:
+        result = fetcher.fetch(f"http://feeds.test:{feed_server.port}/feed.xml")
+    assert result.body == RSS_SAMPLE
+    assert feed_server.requests.for_path("/feed.xml")[0].header("Host") == f"feeds.test:{feed_server.port}"
+    assert connect_log == [feed_server.address]

@@ -30,9 +30,18 @@ a path registered with a query string matches only that query, otherwise the que
     html(path)                      an ordinary web page, text/html
     gauge(path) -> Gauge            holds each request briefly and records the most in flight
 
+A custom handler answers through its `Exchange`: send(status, body, headers) for a whole
+response; start(status, headers, chunked=) then write()/end() to stream; write_raw() for bytes
+that are not HTTP; wait(seconds) to pause (returns True when the server is stopping: give up).
+`FeedServer(ssl_context=...)` serves https. RSS_SAMPLE, ATOM_SAMPLE and HTML_PAGE are bodies.
+
+`handler_errors` keeps any exception a route handler raised (the client got a 500).
 `requests` is a thread-safe log of every answered request (method, path, lower-cased headers,
 status sent). A request is logged *before* its status line is written, so once a client has seen
 the response the log already holds it: no waiting needed in tests.
+
+The `connect_log` fixture records every outgoing socket connect of the test and refuses any
+destination but 127.0.0.1: address-guard tests assert it stays empty.
 """
 
 from __future__ import annotations
@@ -267,6 +276,7 @@ class FeedServer:
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.requests = RequestLog()
+        self.handler_errors: list[Exception] = []  # exceptions raised by route handlers
         self.stopping = threading.Event()
         self.scheme = "http" if ssl_context is None else "https"
         self._routes: dict[str, Handler] = {}
@@ -294,10 +304,12 @@ class FeedServer:
 
     def stop(self) -> None:
         self.stopping.set()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.cut_connections()
         self._server.server_close()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def __enter__(self) -> FeedServer:
         return self.start()
@@ -318,6 +330,10 @@ class FeedServer:
                 route(exchange)
         except OSError:
             handler.close_connection = True
+        except Exception as exc:  # a broken test handler: keep it visible, answer 500 if still possible
+            self.handler_errors.append(exc)
+            if exchange.status is None:
+                exchange.send(500, repr(exc).encode(), {"Content-Type": "text/plain"})
         if exchange.status is None:  # the handler never answered: log it and drop the connection
             self.requests.append(RecordedRequest(exchange.method, exchange.path, exchange.headers, None))
             handler.close_connection = True
