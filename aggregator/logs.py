@@ -29,5 +29,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler", "psycopg.pool"):
+    for noisy in ("pgserver", "httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.tagging import Tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class Post:
     summary: str
     lang: str | None
     content_hash: str
+    tags: tuple[Tag, ...] = ()  # set by the tag stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +90,4 @@ class FeedContent:
     posts: tuple[Post, ...]
     entries_found: int
     warnings: tuple[str, ...] = field(default=())
+    taxonomy_version: str | None = None  # set when the posts carry tags

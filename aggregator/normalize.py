@@ -2,7 +2,8 @@
 
 Everything here takes data and returns data, so it is tested table-driven. The entry mapping is what feedparser
 produces (or parse.py's JSON Feed adapter imitates): `id`, `link`, `title_detail`, `content`, `summary_detail`,
-`published_parsed`, `updated_parsed`, `tags`, `author_detail`; feedparser's `*_parsed` times are UTC.
+`published_parsed`, `updated_parsed`, `tags`, `author_detail`; feedparser's `*_parsed` times are UTC
+struct_times (the JSON Feed adapter hands over aware datetimes).
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def derive_title(text: str, url: str | None) -> str:
 
 
 def entry_to_post(
-    entry: Mapping[str, Any],
+    entry: dict[str, Any],
     *,
     feed_url: str,
     now: datetime,
@@ -235,7 +236,8 @@ def entry_to_post(
     title = one_line(title)
     if not (title or text or link):
         return None
-    updated = to_utc(entry.get("updated_parsed"), now=now)
+    # dict.get: FeedParserDict.get("updated_parsed") quietly answers with the *published* date when absent.
+    updated = to_utc(dict.get(entry, "updated_parsed"), now=now)
     published = to_utc(entry.get("published_parsed") or entry.get("created_parsed"), now=now) or updated
     title = title or derive_title(text, link)
     guid = entry_guid(entry.get("id"), link or entry.get("link"), title, published)
@@ -251,9 +253,7 @@ def entry_to_post(
         html=display_html,
         text=text,
         summary=summarize(summary_text(entry, body), text),
-        lang=language(
-            (body or {}).get("language"), (entry.get("title_detail") or {}).get("language"), feed_lang
-        ),
+        lang=language((body or {}).get("language"), (entry.get("title_detail") or {}).get("language"), feed_lang),
         content_hash=content_hash(title, text, link),
     )
 

@@ -24,6 +24,16 @@ DROPPED_WITH_CONTENT = frozenset(
     }
 )  # fmt: skip
 
+MAX_TAGS_UNCHECKED = 5000
+MAX_BLOCK_DEPTH = 500
+_BLOCK_CONTAINER = re.compile(
+    r"<(/?)(?:div|ul|ol|dl|blockquote|section|article|aside|nav|header|footer|figure|figcaption|details"
+    r"|summary|address|center|dir|menu|main|fieldset|hgroup|dialog|search)\b",
+    re.IGNORECASE,
+)
+_CODE_BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_ANY_MARKUP = re.compile(r"<[^>]*>")
+
 _PARAGRAPH_TAGS = frozenset(
     {
         "p", "div", "blockquote", "pre", "ul", "ol", "dl", "table", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -64,10 +74,34 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     """
     if not fragment:
         return ""
+    if too_deeply_nested(fragment):
+        return text_to_html(_strip_markup(fragment))
     try:
         return _clean(fragment, ("rewrite_with_base", base_url) if base_url else "deny")
     except ValueError:  # nh3 refuses a base it cannot parse as an absolute URL
         return _clean(fragment, "deny")
+
+
+def too_deeply_nested(fragment: str) -> bool:
+    """True for HTML whose block nesting would make html5ever (inside nh3) take quadratic time.
+
+    Each block start tag makes the HTML5 tree builder scan the open-element stack, so 100,000 unclosed
+    <div>s take ~20 s. Deep nesting needs many tags, so ordinary posts skip the scan on a cheap count.
+    """
+    if fragment.count("<") <= MAX_TAGS_UNCHECKED:
+        return False
+    depth = 0
+    for match in _BLOCK_CONTAINER.finditer(fragment):
+        depth = max(depth - 1, 0) if match.group(1) else depth + 1
+        if depth > MAX_BLOCK_DEPTH:
+            return True
+    return False
+
+
+def _strip_markup(fragment: str) -> str:
+    """Text of HTML we refuse to parse as a tree: linear, and the result is escaped again for display."""
+    without_code = _CODE_BLOCK.sub(" ", fragment)
+    return html.unescape(_ANY_MARKUP.sub(" ", without_code))
 
 
 def _clean(fragment: str, url_relative: str | tuple[str, str]) -> str:
@@ -96,7 +130,7 @@ def _break_for_tag(match: re.Match[str]) -> str:
     if name in _PARAGRAPH_TAGS:
         return "\n\n"
     if name in _LINE_TAGS:
-        return "\n"
+        return "" if match.group(1) else "\n"  # one break per list item or row, not two
     if name in _CELL_TAGS:
         return " "
     return ""
