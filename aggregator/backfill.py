@@ -16,7 +16,8 @@ from aggregator.db import Database
 from aggregator.db import posts as posts_db
 from aggregator.db.sources import Source
 from aggregator.models import FeedContent
-from aggregator.pipeline import FetcherLike, ParseFn
+from aggregator.pipeline import FetcherLike, ParseFn, store_tags
+from aggregator.tag_stage import TagContext
 
 MAX_PAGES = 2000
 
@@ -56,6 +57,7 @@ def backfill(
     *,
     page_size: int = 100,
     progress: Callable[[BackfillReport], None] = lambda report: None,
+    taxonomy_dir: str | None = None,
 ) -> BackfillReport:
     report = BackfillReport()
     url: str | None = first_page(source.url, page_size)
@@ -65,12 +67,14 @@ def backfill(
         seen.add(url)
         now = datetime.now(UTC)
         result = fetcher.fetch(url)
-        content = parse(result.body, result.final_url, result.content_type, now)
+        ctx = TagContext(taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics))
+        content = parse(result.body, result.final_url, result.content_type, now, ctx)
         report.pages += 1
         report.entries += content.entries_found
         report.total = content.meta.total_results or report.total
         with db.connection() as conn:
             stored = posts_db.upsert_for_source(conn, source.id, content.posts, now)
+            store_tags(conn, content, stored)
         report.new_posts += stored.new
         report.updated_posts += stored.updated
         progress(report)

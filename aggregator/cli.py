@@ -143,11 +143,65 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             bar.set_postfix(pages=report.pages, new=report.new_posts)
             bar.refresh()
 
-        report = backfill(rt.db, rt.fetcher, rt.parse, source, page_size=args.page_size, progress=progress)
+        report = backfill(rt.db, rt.fetcher, rt.parse, source, page_size=args.page_size, progress=progress,
+                          taxonomy_dir=str(settings.taxonomy_dir) if settings.taxonomy_dir else None)
         bar.close()
     print(f"backfilled {url}: {report.pages} page(s), {report.entries} entries, "
           f"{report.new_posts} new, {report.updated_posts} updated")
     return 0
+
+
+def cmd_tag(args: argparse.Namespace, settings: Settings) -> int:
+    from aggregator.tagging.commands import run_tag
+
+    return run_tag(args.file, as_json=args.json)
+
+
+def cmd_eval_tags(args: argparse.Namespace, settings: Settings) -> int:
+    from aggregator.tagging.commands import run_eval
+
+    return run_eval(args.file, as_json=args.json)
+
+
+def cmd_retag(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from aggregator.retag import count_posts, retag
+    from aggregator.service import open_checked_database
+
+    since = _parse_date(args.since) if args.since else None
+    processes = settings.parse_processes or os.cpu_count() or 1
+    taxonomy_dir = str(settings.taxonomy_dir) if settings.taxonomy_dir else None
+    with open_checked_database(settings, max_size=2) as db:
+        total = count_posts(db, since)
+        bar = tqdm(total=total, unit="post", desc="retag", disable=args.quiet)
+
+        def progress(done: int) -> None:
+            bar.update(done - bar.n)
+
+        executor = ProcessPoolExecutor(processes) if processes > 1 else None
+        try:
+            done = retag(db, since=since, taxonomy_dir=taxonomy_dir, executor=executor,
+                         batch_size=args.batch_size, progress=progress)
+        finally:
+            if executor:
+                executor.shutdown(cancel_futures=True)
+        bar.close()
+    print(f"re-tagged {done} post(s)")
+    return 0
+
+
+def _parse_date(text: str) -> datetime:
+    from aggregator.errors import InvalidQueryError
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidQueryError("--since", f"not an ISO date or date-time: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -271,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("backfill", cmd_backfill, "Page through a feed's archive (Blogger: start-index/max-results).")
     p.add_argument("url", help="Feed URL (added as a source if new).")
     p.add_argument("--page-size", type=int, default=100, help="Posts requested per page (default 100).")
+    p.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    p = add("tag", cmd_tag, "Print the country/topic tags and their evidence for a text (for tuning the taxonomy).")
+    p.add_argument("file", help="A text file (first line: title) or a JSON object with title/text; - for stdin.")
+    p.add_argument("--json", action="store_true", help="Print JSON.")
+    p = add("eval-tags", cmd_eval_tags, "Measure the tagger against labeled articles (JSON lines).")
+    p.add_argument("file", help="Labeled articles: id, title, text, countries_mentioned, countries_primary, topics.")
+    p.add_argument("--json", action="store_true", help="Print one JSON object with the metrics.")
+    p = add("retag", cmd_retag, "Re-tag stored posts after a taxonomy change (in batches, beside running workers).")
+    p.add_argument("--since", help="Only posts published on or after this date (ISO 8601).")
+    p.add_argument("--batch-size", type=int, default=500, help="Posts per batch (default 500).")
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
 
     feeds = sub.add_parser("feeds", help="Manage feed sources.", description="Manage feed sources.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aggregator import __version__
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     feeds_file: Path = Field(
         default=Path("config/feeds.yaml"),
         description="Curated sources synced into the database at start (added; removed ones disabled).",
+    )
+    taxonomy_dir: Path | None = Field(
+        default=None,
+        description="Folder of the country/region/topic taxonomy files (unset: the project's config/taxonomy).",
     )
     sync_feeds_file: bool = Field(
         default=True, description="Sync FEEDS_FILE into the database when the worker starts."
@@ -84,6 +88,28 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Logging level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = Field(default="text", description="Log line format: text (event key=value) or json.")
+    http_host: str = Field(default="127.0.0.1", description="Address the web server (REST API) listens on.")
+    http_port: int = Field(default=8000, description="Port the web server listens on.")
+    http_pool_size: int = Field(default=10, description="Database connections of one web server process.")
+    admin_api_key: SecretStr | None = Field(
+        default=None,
+        description="Key for changing sources through the API (X-API-Key header). Unset: changes are refused.",
+    )
+    cors_origins: str = Field(
+        default="*", description="Origins whose pages may read the GET API, comma-separated (* any, empty none)."
+    )
+    api_default_limit: int = Field(default=50, description="Posts per page when a request gives no limit.")
+    api_max_limit: int = Field(default=200, description="Largest limit (posts per page) a request may ask for.")
+    api_statement_timeout: float = Field(
+        default=5.0, description="Seconds one API query may run before it is cancelled (answered with 503)."
+    )
+    api_counts_cache_seconds: float = Field(
+        default=60.0, description="How long the per-country/region/topic post counts are reused, seconds."
+    )
+    api_facets_refresh_seconds: float = Field(
+        default=30.0,
+        description="How often a web server brings the monthly facet counts up to date, seconds (0: never).",
+    )
 
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"

@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+import psycopg
+
 from aggregator import schedule
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import fetch_log as fetch_log_db
 from aggregator.db import posts as posts_db
 from aggregator.db import sources as sources_db
+from aggregator.db import tags as tags_db
 from aggregator.db.sources import PollRecord, Source
 from aggregator.errors import AggregatorError, FetchError, ParseError, SourceError, StorageError
 from aggregator.models import FeedContent, FetchResult, Validators
-from aggregator.parse import parse_and_normalize
+from aggregator.tag_stage import TagContext, process_body
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +36,17 @@ class FetcherLike(Protocol):
     def fetch(self, url: str, validators: Validators = ...) -> FetchResult: ...
 
 
-ParseFn = Callable[[bytes, str, str | None, datetime], FeedContent]
+ParseFn = Callable[[bytes, str, str | None, datetime, TagContext | None], FeedContent]
 
-
-def parse_inline(body: bytes, url: str, content_type: str | None, now: datetime) -> FeedContent:
-    return parse_and_normalize(body, url=url, content_type=content_type, now=now)
+parse_inline: ParseFn = process_body
 
 
 def parse_with(executor: Executor) -> ParseFn:
-    """Parse in another process: feedparser is CPU-bound, and a pathological feed then costs a
+    """Parse and tag in another process: both are CPU-bound, and a pathological feed then costs a
     worker process, not the scheduler."""
 
-    def run(body: bytes, url: str, content_type: str | None, now: datetime) -> FeedContent:
-        return executor.submit(parse_inline, body, url, content_type, now).result()
+    def run(body: bytes, url: str, content_type: str | None, now: datetime, ctx: TagContext | None) -> FeedContent:
+        return executor.submit(process_body, body, url, content_type, now, ctx).result()
 
     return run
 
@@ -82,6 +83,15 @@ class PollOutcome:
         return " ".join(parts)
 
 
+def store_tags(conn: psycopg.Connection, content: FeedContent, stored: posts_db.UpsertResult) -> None:
+    """Tags of new and edited posts, in the caller's transaction (unchanged posts keep theirs)."""
+    if content.taxonomy_version is None:
+        return
+    changed = set(stored.new_ids) | set(stored.updated_ids)
+    tagged = [(pid, post.tags) for pid, post in zip(stored.post_ids, content.posts, strict=True) if pid in changed]
+    tags_db.replace_tags(conn, tagged, content.taxonomy_version)
+
+
 class LeaseLost(AggregatorError):
     """Another worker took this feed over after our lease expired; our results are discarded."""
 
@@ -112,6 +122,10 @@ class Pipeline:
         self.clock = clock
         self.rng = rng or random.Random()
         self.limits = limits_from(settings)
+        self.taxonomy_dir = str(settings.taxonomy_dir) if settings.taxonomy_dir else None
+
+    def tag_context(self, source: Source) -> TagContext:
+        return TagContext(self.taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics))
 
     def update(self, source: Source, owner: str) -> PollOutcome:
         """Poll one claimed source and record the outcome. Never raises."""
@@ -149,7 +163,8 @@ class Pipeline:
         if result.unchanged:
             return self._record_unchanged(source, owner, started, result)
         try:
-            content = self.parse(result.body, result.final_url, result.content_type, started)
+            content = self.parse(result.body, result.final_url, result.content_type, started,
+                                 self.tag_context(source))
         except ParseError as exc:
             return self._record_failure(source, owner, started, exc, status=result.status)
         return self._store(source, owner, started, result, content)
@@ -166,6 +181,7 @@ class Pipeline:
         )
         with self.db.connection() as conn:
             stored = posts_db.upsert_for_source(conn, source.id, content.posts, started)
+            store_tags(conn, content, stored)
             record = PollRecord(
                 source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
                 poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,

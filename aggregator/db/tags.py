@@ -1,0 +1,115 @@
+"""SQL for tags: replace a post's tags (rows with evidence + the filterable arrays on posts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from aggregator.tagging import Tag
+
+
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    kind: str
+    code: str
+    role: str | None
+    score: float
+    evidence: list[dict[str, object]]
+    taxonomy_version: str
+
+
+def _evidence_json(tag: Tag) -> str:
+    return json.dumps(
+        [{"field": e.field, "start": e.start, "end": e.end, "phrase": e.phrase, "rule": e.rule,
+          "weight": e.weight} for e in tag.evidence],
+        ensure_ascii=False,
+    )
+
+
+def replace_tags(
+    conn: psycopg.Connection, tagged: Sequence[tuple[int, Sequence[Tag]]], taxonomy_version: str
+) -> None:
+    """Set the tags of these posts, dropping their old ones; the caller's transaction covers both."""
+    if not tagged:
+        return
+    ids = [post_id for post_id, _ in tagged]
+    conn.execute("DELETE FROM post_tags WHERE post_id = ANY(%(ids)s)", {"ids": ids})
+    rows = [
+        {"post_id": post_id, "kind": t.kind, "code": t.code, "role": t.role, "score": round(t.score, 4),
+         "evidence": _evidence_json(t), "version": taxonomy_version}
+        for post_id, tags in tagged for t in tags
+    ]
+    with conn.cursor() as cur:
+        if rows:
+            cur.executemany(
+                """
+                INSERT INTO post_tags (post_id, kind, code, role, score, evidence, taxonomy_version)
+                VALUES (%(post_id)s, %(kind)s, %(code)s, %(role)s, %(score)s, %(evidence)s::jsonb, %(version)s)
+                """,
+                rows,
+            )
+        cur.executemany(
+            """
+            UPDATE posts SET countries = %(countries)s, primary_countries = %(primary)s,
+                             topics = %(topics)s, taxonomy_version = %(version)s
+            WHERE id = %(id)s
+            """,
+            [
+                {"id": post_id, "version": taxonomy_version,
+                 "countries": [t.code for t in tags if t.kind == "country"],
+                 "primary": [t.code for t in tags if t.kind == "country" and t.role == "primary"],
+                 "topics": [t.code for t in tags if t.kind == "topic"]}
+                for post_id, tags in tagged
+            ],
+        )
+
+
+def for_post(conn: psycopg.Connection, post_id: int) -> list[TagRow]:
+    rows = conn.execute(
+        """
+        SELECT kind, code, role, score, evidence, taxonomy_version FROM post_tags
+        WHERE post_id = %(id)s ORDER BY kind, score DESC, code
+        """,
+        {"id": post_id},
+    ).fetchall()
+    return [TagRow(*r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PostForTagging:
+    id: int
+    title: str
+    text: str
+    categories: list[str]
+    default_countries: list[str]
+    default_topics: list[str]
+
+
+def batch_for_retag(
+    conn: psycopg.Connection, *, after_id: int, limit: int, since: datetime | None
+) -> list[PostForTagging]:
+    """The next batch of posts by id (keyset: cheap at any depth), with their source's defaults."""
+    rows = conn.execute(
+        """
+        SELECT p.id, p.title, p.text, p.categories,
+               coalesce(s.default_countries, '{}'), coalesce(s.default_topics, '{}')
+        FROM posts p LEFT JOIN sources s ON s.id = p.source_id
+        WHERE p.id > %(after)s AND (%(since)s::timestamptz IS NULL OR p.published_at >= %(since)s)
+        ORDER BY p.id
+        LIMIT %(limit)s
+        """,
+        {"after": after_id, "limit": limit, "since": since},
+    ).fetchall()
+    return [PostForTagging(*r) for r in rows]
+
+
+def count_for_retag(conn: psycopg.Connection, since: datetime | None) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM posts WHERE %(since)s::timestamptz IS NULL OR published_at >= %(since)s",
+        {"since": since},
+    ).fetchone()
+    return int(row[0]) if row else 0

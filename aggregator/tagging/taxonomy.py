@@ -1,0 +1,139 @@
+"""The taxonomy: countries, regions and topics as reviewable data in config/taxonomy/, loaded once.
+
+`load_taxonomy` reads and validates every file, compiles the phrase layers, and caches the result per
+folder and file stamp, so repeated calls are free while an edited file is picked up by a new call.
+The version is the declared VERSION plus a hash of the files' content: stored tags name the exact rules
+that produced them, even when someone forgets to bump VERSION.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import version as package_version
+from pathlib import Path
+from types import MappingProxyType
+
+from aggregator.errors import ConfigError
+from aggregator.tagging.configfiles import FILES, number, read_version, read_yaml, strings
+from aggregator.tagging.gazetteer import Disambiguation, Region, build_gazetteer
+from aggregator.tagging.matcher import PhraseIndex
+from aggregator.tagging.textprep import ClutterRules, compile_clutter
+from aggregator.tagging.topicrules import TopicRule, build_topics, topic_names
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "config" / "taxonomy"
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """What the tagger needs at run time; built once per taxonomy."""
+
+    index: PhraseIndex  # country aliases, regions, blockers, cues and topic phrases, one regex
+    clutter: ClutterRules
+    disambiguation: Disambiguation
+    topic_rules: Mapping[str, TopicRule]
+    context_thresholds: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Taxonomy:
+    """Countries (code -> name), regions (code -> Region(name, countries)), topics (code -> name).
+
+    `Region` is a named tuple: `name, countries = taxonomy.regions["central-asia"]` works.
+    Compared and hashed by identity (it is loaded once and shared). Pickling sends the folder, not the
+    compiled rules, so a process pool reloads it from the same files.
+    """
+
+    version: str
+    countries: Mapping[str, str]
+    regions: Mapping[str, Region]
+    topics: Mapping[str, str]
+    topic_descriptions: Mapping[str, str]
+    source: Path = field(repr=False)
+    compiled: Compiled = field(repr=False)
+
+    def region_countries(self, code: str) -> frozenset[str]:
+        """The countries a region code stands for (API filtering)."""
+        return self.regions[code].countries
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return load_taxonomy, (self.source,)
+
+
+def _content_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in FILES:
+        path = folder / name
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+    digest.update(package_version("pycountry").encode())  # its names are part of the gazetteer
+    return digest.hexdigest()[:10]
+
+
+def _clutter(folder: Path, endings: tuple[str, ...]) -> ClutterRules:
+    data = read_yaml(folder, "boilerplate.yaml")
+    try:
+        return compile_clutter(
+            strings(data.get("lines"), "boilerplate.yaml: lines"),
+            strings(data.get("block_headings"), "boilerplate.yaml: block_headings"),
+            strings(data.get("appeal_phrases"), "boilerplate.yaml: appeal_phrases"),
+            endings,
+            appeal_max_chars=int(number(data.get("appeal_max_chars"), "boilerplate.yaml: appeal_max_chars",
+                                        positive=True)),
+            block_end_min_chars=int(number(data.get("block_end_min_chars"),
+                                           "boilerplate.yaml: block_end_min_chars", positive=True)),
+        )
+    except re.error as exc:
+        raise ConfigError(f"{folder / 'boilerplate.yaml'}: invalid regular expression: {exc}") from exc
+
+
+def _build(folder: Path) -> Taxonomy:
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: taxonomy folder does not exist")
+    version = read_version(folder)
+    countries, regions, place_phrases, dis = build_gazetteer(folder)
+    topics, contexts, term_phrases = build_topics(folder)
+    try:
+        index = PhraseIndex(place_phrases + term_phrases)
+    except ValueError as exc:
+        raise ConfigError(f"{folder}: {exc}") from exc
+    unknown = sorted(set(dis.defaults.values()) - set(countries))
+    if unknown:
+        raise ConfigError(f"{folder / 'disambiguation.yaml'}: ambiguous: unknown default codes {unknown}")
+    compiled = Compiled(index, _clutter(folder, dis.domain_endings), dis,
+                        MappingProxyType(topics), MappingProxyType(contexts))
+    return Taxonomy(
+        version=f"{version}+{_content_hash(folder)}",
+        countries=MappingProxyType(dict(sorted(countries.items()))),
+        regions=MappingProxyType(regions),
+        topics=MappingProxyType(topic_names(topics)),
+        topic_descriptions=MappingProxyType({c: r.description for c, r in topics.items()}),
+        source=folder,
+        compiled=compiled,
+    )
+
+
+@lru_cache(maxsize=8)
+def _load_cached(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> Taxonomy:
+    return _build(Path(folder))
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    stamps = []
+    for name in FILES:
+        try:
+            st = (folder / name).stat()
+        except OSError:
+            stamps.append((name, -1, -1))
+        else:
+            stamps.append((name, st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
+def load_taxonomy(path: Path | None = None) -> Taxonomy:
+    """The taxonomy in `path` (default: <repo>/config/taxonomy); ConfigError names a bad file and entry."""
+    folder = (path or DEFAULT_FOLDER).resolve()
+    return _load_cached(str(folder), _stamp(folder))
