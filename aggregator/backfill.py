@@ -73,7 +73,7 @@ def backfill(
         report.entries += content.entries_found
         report.total = content.meta.total_results or report.total
         with db.connection() as conn:
-            stored = posts_db.upsert_for_source(conn, source.id, content.posts, now)
+            stored = posts_db.upsert_for_source(conn, source.id, content.posts, now, content.taxonomy_version)
             store_tags(conn, content, stored)
         report.new_posts += stored.new
         report.updated_posts += stored.updated

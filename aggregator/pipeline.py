@@ -84,7 +84,8 @@ class PollOutcome:
 
 
 def store_tags(conn: psycopg.Connection, content: FeedContent, stored: posts_db.UpsertResult) -> None:
-    """Tags of new and edited posts, in the caller's transaction (unchanged posts keep theirs)."""
+    """Tag rows of new and edited posts, in the caller's transaction (unchanged posts keep theirs;
+    the filterable arrays were written with the posts)."""
     if content.taxonomy_version is None:
         return
     changed = set(stored.new_ids) | set(stored.updated_ids)
@@ -180,7 +181,7 @@ class Pipeline:
             retry_after=result.retry_after,
         )
         with self.db.connection() as conn:
-            stored = posts_db.upsert_for_source(conn, source.id, content.posts, started)
+            stored = posts_db.upsert_for_source(conn, source.id, content.posts, started, content.taxonomy_version)
             store_tags(conn, content, stored)
             record = PollRecord(
                 source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,

@@ -55,7 +55,7 @@ def retag(
     def write(result: list[tuple[int, list[Tag]]]) -> None:
         nonlocal done
         with db.connection() as conn:
-            tags_db.replace_tags(conn, result, version)
+            tags_db.replace_tags(conn, result, version, update_posts=True)
         done += len(result)
         progress(done)
 

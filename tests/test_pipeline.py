@@ -282,3 +282,41 @@ def test_entity_expansion_bomb_is_not_expanded(db: Database, pipeline: Pipeline,
     assert longest is not None and longest[0] < 1000
     assert source_state(db, url).lease_owner is None
     assert len(stored_posts(db, source.id)) <= 1
+
+
+REGIONAL = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Regional desk</title><link>https://desk.example/</link>
+<description>News</description>
+<item><title>Kazakhstan and Russia hold joint military exercises</title>
+<link>https://desk.example/1</link><guid>https://desk.example/1</guid>
+<pubDate>Mon, 06 Jan 2025 10:00:00 GMT</pubDate>
+<description>Kazakh and Russian troops held drills near Astana, the defence ministry said.</description></item>
+</channel></rss>
+"""
+
+
+def test_posts_are_stored_with_their_tags_and_evidence(
+    db: Database, pipeline: Pipeline, feed_server: FeedServer
+) -> None:
+    feed_server.serve("/feed", REGIONAL)
+    url = feed_server.url("/feed")
+    add(db, url)
+    assert poll(db, pipeline, url).new_posts == 1
+    with db.connection() as conn:
+        countries, primary, topics, version = conn.execute(
+            "SELECT countries, primary_countries, topics, taxonomy_version FROM posts").fetchone()
+        rows = conn.execute("SELECT kind, code, role, evidence, taxonomy_version FROM post_tags").fetchall()
+        title, text = conn.execute("SELECT title, text FROM posts").fetchone()
+    assert {"KZ", "RU"} <= set(primary) <= set(countries)
+    assert "military" in topics and version
+    kz = next(r for r in rows if r[1] == "KZ")
+    assert kz[2] == "primary" and kz[4] == version
+    for evidence in kz[3]:
+        source = title if evidence["field"] == "title" else text
+        assert source[evidence["start"]:evidence["end"]] == evidence["phrase"]
+
+    feed_server.serve("/feed", REGIONAL.replace(b"near Astana", b"near Astana and in Tajikistan"))
+    assert poll(db, pipeline, url).updated_posts == 1
+    with db.connection() as conn:
+        assert "TJ" in conn.execute("SELECT countries FROM posts").fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM post_tags WHERE code = 'TJ'").fetchone() == (1,)

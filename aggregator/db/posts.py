@@ -12,6 +12,7 @@ back and forth.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,54 +103,83 @@ def _is_edit(post: Post, stored: StoredPost, source_id: int) -> bool:
     return stored.source_id in (None, source_id)
 
 
-_INSERT = """
+# One statement per batch, whatever its size: rows travel as a JSON array and are unpacked by
+# jsonb_to_recordset, so statement-level triggers fire once and a feed costs a few round trips.
+_ROW_TYPE = """
+    dedup_key text, url text, title text, author text, published_at timestamptz, updated_at timestamptz,
+    categories text[], html text, text text, summary text, lang text, content_hash text,
+    countries text[], primary_countries text[], topics text[], taxonomy_version text, id bigint
+"""
+
+_INSERT = f"""
 INSERT INTO posts (dedup_key, url, title, author, published_at, updated_at, categories, html, text,
-                   summary, lang, content_hash, source_id, first_seen_at, changed_at)
-VALUES (%(dedup_key)s, %(url)s, %(title)s, %(author)s, coalesce(%(published_at)s, %(now)s),
-        %(updated_at)s, %(categories)s, %(html)s, %(text)s, %(summary)s, %(lang)s, %(content_hash)s,
-        %(source_id)s, %(now)s, %(now)s)
+                   summary, lang, content_hash, countries, primary_countries, topics, taxonomy_version,
+                   source_id, first_seen_at, changed_at)
+SELECT r.dedup_key, r.url, r.title, r.author, coalesce(r.published_at, %(now)s), r.updated_at,
+       r.categories, r.html, r.text, r.summary, r.lang, r.content_hash,
+       coalesce(r.countries, '{{}}'), coalesce(r.primary_countries, '{{}}'), coalesce(r.topics, '{{}}'),
+       r.taxonomy_version, %(source_id)s, %(now)s, %(now)s
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({_ROW_TYPE})
 ON CONFLICT (dedup_key) DO NOTHING
 RETURNING id, dedup_key
 """
 
-_UPDATE = """
-UPDATE posts SET url = %(url)s, title = %(title)s, author = %(author)s,
-       published_at = coalesce(%(published_at)s, published_at), updated_at = %(updated_at)s,
-       categories = %(categories)s, html = %(html)s, text = %(text)s, summary = %(summary)s,
-       lang = %(lang)s, content_hash = %(content_hash)s, changed_at = %(now)s
-WHERE id = %(id)s
+_UPDATE = f"""
+UPDATE posts p SET url = r.url, title = r.title, author = r.author,
+       published_at = coalesce(r.published_at, p.published_at), updated_at = r.updated_at,
+       categories = r.categories, html = r.html, text = r.text, summary = r.summary, lang = r.lang,
+       content_hash = r.content_hash, changed_at = %(now)s,
+       countries = coalesce(r.countries, p.countries),
+       primary_countries = coalesce(r.primary_countries, p.primary_countries),
+       topics = coalesce(r.topics, p.topics),
+       taxonomy_version = coalesce(r.taxonomy_version, p.taxonomy_version)
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({_ROW_TYPE})
+WHERE p.id = r.id
 """
 
 _LINK = """
 INSERT INTO post_sources (post_id, source_id, guid, first_seen_at)
-VALUES (%(post_id)s, %(source_id)s, %(guid)s, %(now)s)
+SELECT l.post_id, %(source_id)s, l.guid, %(now)s
+FROM jsonb_to_recordset(%(links)s::jsonb) AS l(post_id bigint, guid text)
 ON CONFLICT (post_id, source_id) DO NOTHING
 """
 
 
-def _params(post: Post, source_id: int, now: datetime) -> dict[str, object]:
+def _row(post: Post, taxonomy_version: str | None, post_id: int | None = None) -> dict[str, object]:
+    """A post as one JSON object for jsonb_to_recordset; tag arrays only when the post was tagged."""
+    tagged = taxonomy_version is not None
     return {
         "dedup_key": post.dedup_key,
         "url": post.url,
         "title": post.title,
         "author": post.author,
-        "published_at": post.published_at,
-        "updated_at": post.updated_at,
+        "published_at": post.published_at.isoformat() if post.published_at else None,
+        "updated_at": post.updated_at.isoformat() if post.updated_at else None,
         "categories": list(post.categories),
         "html": post.html,
         "text": post.text,
         "summary": post.summary,
         "lang": post.lang,
         "content_hash": post.content_hash,
-        "source_id": source_id,
-        "now": now,
+        "countries": [t.code for t in post.tags if t.kind == "country"] if tagged else None,
+        "primary_countries": [t.code for t in post.tags if t.role == "primary"] if tagged else None,
+        "topics": [t.code for t in post.tags if t.kind == "topic"] if tagged else None,
+        "taxonomy_version": taxonomy_version,
+        "id": post_id,
     }
 
 
 def upsert_for_source(
-    conn: psycopg.Connection, source_id: int, posts: Sequence[Post], now: datetime
+    conn: psycopg.Connection,
+    source_id: int,
+    posts: Sequence[Post],
+    now: datetime,
+    taxonomy_version: str | None = None,
 ) -> UpsertResult:
-    """Store one feed's posts: insert new ones, update edited ones, link all to the source."""
+    """Store one feed's posts: insert new ones, update edited ones, link all to the source.
+
+    With a taxonomy version, the posts' tag arrays (what the API filters on) are written too.
+    """
     if not posts:
         return UpsertResult((), (), ())
     by_key = _existing_by_key(conn, [p.dedup_key for p in posts])
@@ -172,53 +202,37 @@ def upsert_for_source(
             matched[i] = stored
 
     ids: dict[int, int] = {i: s.id for i, s in matched.items()}
-    new_ids = _insert(conn, [posts[i] for i in to_insert], source_id, now)
+    inserted, found = _insert(conn, [posts[i] for i in to_insert], source_id, now, taxonomy_version)
     for i in to_insert:
-        ids[i] = new_ids[posts[i].dedup_key]
-    created = {new_ids[k] for k in new_ids.inserted}
+        key = posts[i].dedup_key
+        ids[i] = inserted[key] if key in inserted else found[key]
 
-    edits = [(i, s) for i, s in matched.items() if _is_edit(posts[i], s, source_id)]
+    edits = {s.id: i for i, s in matched.items() if _is_edit(posts[i], s, source_id)}
     if edits:
-        with conn.cursor() as cur:
-            cur.executemany(_UPDATE, [{**_params(posts[i], source_id, now), "id": s.id} for i, s in edits])
+        rows = [_row(posts[i], taxonomy_version, post_id) for post_id, i in edits.items()]
+        conn.execute(_UPDATE, {"rows": json.dumps(rows), "now": now})
 
-    with conn.cursor() as cur:
-        cur.executemany(
-            _LINK,
-            [{"post_id": ids[i], "source_id": source_id, "guid": p.guid, "now": now} for i, p in enumerate(posts)],
-        )
+    links = [{"post_id": ids[i], "guid": p.guid} for i, p in enumerate(posts)]
+    conn.execute(_LINK, {"links": json.dumps(links), "source_id": source_id, "now": now})
     return UpsertResult(
-        new_ids=tuple(sorted(created)),
-        updated_ids=tuple(sorted({s.id for _, s in edits})),
+        new_ids=tuple(sorted(inserted.values())),
+        updated_ids=tuple(sorted(edits)),
         post_ids=tuple(ids[i] for i in range(len(posts))),
     )
 
 
-class _KeyIds(dict[str, int]):
-    """dedup_key -> id, remembering which keys this call inserted (vs. found inserted by a racer)."""
-
-    inserted: set[str]
-
-
-def _insert(conn: psycopg.Connection, posts: list[Post], source_id: int, now: datetime) -> _KeyIds:
-    result = _KeyIds()
-    result.inserted = set()
+def _insert(
+    conn: psycopg.Connection, posts: list[Post], source_id: int, now: datetime, taxonomy_version: str | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(dedup_key -> id inserted by us, dedup_key -> id inserted meanwhile by another worker)."""
     if not posts:
-        return result
-    with conn.cursor() as cur:
-        cur.executemany(_INSERT, [_params(p, source_id, now) for p in posts], returning=True)
-        while True:
-            row = cur.fetchone()
-            if row is not None:
-                result[row[1]] = row[0]
-                result.inserted.add(row[1])
-            if not cur.nextset():
-                break
-    missing = [p.dedup_key for p in posts if p.dedup_key not in result]
-    if missing:  # inserted meanwhile by another worker (same post in another feed): link to it
-        for key, stored in _existing_by_key(conn, missing).items():
-            result[key] = stored.id
-    return result
+        return {}, {}
+    rows = json.dumps([_row(p, taxonomy_version) for p in posts])
+    inserted = {key: post_id for post_id, key in conn.execute(
+        _INSERT, {"rows": rows, "source_id": source_id, "now": now}).fetchall()}
+    missing = [p.dedup_key for p in posts if p.dedup_key not in inserted]
+    found = {k: s.id for k, s in _existing_by_key(conn, missing).items()} if missing else {}
+    return inserted, found
 
 
 def count(conn: psycopg.Connection) -> int:

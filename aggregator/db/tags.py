@@ -31,41 +31,53 @@ def _evidence_json(tag: Tag) -> str:
 
 
 def replace_tags(
-    conn: psycopg.Connection, tagged: Sequence[tuple[int, Sequence[Tag]]], taxonomy_version: str
+    conn: psycopg.Connection,
+    tagged: Sequence[tuple[int, Sequence[Tag]]],
+    taxonomy_version: str,
+    *,
+    update_posts: bool = False,
 ) -> None:
-    """Set the tags of these posts, dropping their old ones; the caller's transaction covers both."""
+    """Set the tag rows (with evidence) of these posts, dropping their old ones.
+
+    `update_posts` also rewrites the filterable arrays on `posts` (retag); ingestion writes those
+    with the post itself, so a new post's row is written once.
+    """
     if not tagged:
         return
     ids = [post_id for post_id, _ in tagged]
     conn.execute("DELETE FROM post_tags WHERE post_id = ANY(%(ids)s)", {"ids": ids})
+    with conn.cursor().copy(
+        "COPY post_tags (post_id, kind, code, role, score, evidence, taxonomy_version) FROM STDIN"
+    ) as copy:
+        for post_id, tags in tagged:
+            for t in tags:
+                copy.write_row((post_id, t.kind, t.code, t.role, round(t.score, 4), _evidence_json(t),
+                                taxonomy_version))
+    if update_posts:
+        _update_arrays(conn, tagged, taxonomy_version)
+
+
+def _update_arrays(conn: psycopg.Connection, tagged: Sequence[tuple[int, Sequence[Tag]]], version: str) -> None:
+    """One statement for the batch; rows whose arrays and version are already right are not rewritten."""
     rows = [
-        {"post_id": post_id, "kind": t.kind, "code": t.code, "role": t.role, "score": round(t.score, 4),
-         "evidence": _evidence_json(t), "version": taxonomy_version}
-        for post_id, tags in tagged for t in tags
+        {"id": post_id,
+         "countries": [t.code for t in tags if t.kind == "country"],
+         "primary_countries": [t.code for t in tags if t.role == "primary"],
+         "topics": [t.code for t in tags if t.kind == "topic"]}
+        for post_id, tags in tagged
     ]
-    with conn.cursor() as cur:
-        if rows:
-            cur.executemany(
-                """
-                INSERT INTO post_tags (post_id, kind, code, role, score, evidence, taxonomy_version)
-                VALUES (%(post_id)s, %(kind)s, %(code)s, %(role)s, %(score)s, %(evidence)s::jsonb, %(version)s)
-                """,
-                rows,
-            )
-        cur.executemany(
-            """
-            UPDATE posts SET countries = %(countries)s, primary_countries = %(primary)s,
-                             topics = %(topics)s, taxonomy_version = %(version)s
-            WHERE id = %(id)s
-            """,
-            [
-                {"id": post_id, "version": taxonomy_version,
-                 "countries": [t.code for t in tags if t.kind == "country"],
-                 "primary": [t.code for t in tags if t.kind == "country" and t.role == "primary"],
-                 "topics": [t.code for t in tags if t.kind == "topic"]}
-                for post_id, tags in tagged
-            ],
-        )
+    conn.execute(
+        """
+        UPDATE posts p SET countries = r.countries, primary_countries = r.primary_countries,
+                           topics = r.topics, taxonomy_version = %(version)s
+        FROM jsonb_to_recordset(%(rows)s::jsonb)
+             AS r(id bigint, countries text[], primary_countries text[], topics text[])
+        WHERE p.id = r.id
+          AND (p.countries, p.primary_countries, p.topics, p.taxonomy_version)
+              IS DISTINCT FROM (r.countries, r.primary_countries, r.topics, %(version)s)
+        """,
+        {"rows": json.dumps(rows), "version": version},
+    )
 
 
 def for_post(conn: psycopg.Connection, post_id: int) -> list[TagRow]:
