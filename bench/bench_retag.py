@@ -62,7 +62,7 @@ def seed(url: str, count: int) -> None:
             for n in range(count):
                 title, text = corpus[n % len(corpus)]
                 copy.write_row((f"bench:{n}", f"https://bench.invalid/{n}", f"{title} ({n})",
-                                f"2026-01-01T00:00:00Z", text, text, text[:300], str(n), source))
+                                "2026-01-01T00:00:00Z", text, text, text[:300], str(n), source))
         conn.execute("ANALYZE posts")
 
 
