@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         default=600, description="How long a claimed feed stays reserved to one worker if it dies."
     )
+    shutdown_grace_seconds: float = Field(
+        default=20.0, description="On SIGTERM, how long polls in flight may finish before they are abandoned."
+    )
     min_interval: int = Field(default=300, description="Shortest poll interval of a feed, seconds.")
     max_interval: int = Field(default=86400, description="Longest poll interval of a feed, seconds.")
     default_interval: int = Field(

@@ -35,6 +35,7 @@ class Worker:
         self.name = name or worker_name()
         self.capacity = settings.fetch_concurrency
         self.lease_seconds = settings.lease_seconds
+        self.grace_seconds = settings.shutdown_grace_seconds
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="poll")
         self._lock = threading.Lock()
         self._in_flight: set[Future[PollOutcome]] = set()
@@ -93,11 +94,22 @@ class Worker:
         with self._lock:
             return len(self._in_flight)
 
-    def shutdown(self, *, wait_seconds: float = 30.0) -> None:
-        """Stop claiming; let polls in flight finish (their leases free them if we are killed)."""
+    def shutdown(self, *, wait_seconds: float | None = None) -> None:
+        """Stop claiming, let polls in flight finish for a bounded time, then free what is still held.
+
+        (Killed instead, the worker's leases expire by themselves.)
+        """
         self._closing = True
         with self._lock:
             pending = list(self._in_flight)
-        wait(pending, timeout=wait_seconds)
+        _, unfinished = wait(pending, timeout=self.grace_seconds if wait_seconds is None else wait_seconds)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            with self.db.connection() as conn:
+                released = sources_db.release_all(conn, self.name)
+        except Exception:  # the database is gone too: the leases expire by themselves
+            log.exception("worker.release_failed name=%s", self.name)
+            return
+        if unfinished or released:
+            log.info("worker.abandoned name=%s polls=%d leases_released=%d", self.name, len(unfinished), released)
 

@@ -162,3 +162,24 @@ def test_killed_worker_loses_nothing_and_frees_its_feed_after_the_lease(
     assert after is not None and after.lease_owner is None
     assert posts() == 6
 
+
+
+def test_sigterm_stops_within_the_grace_period_and_releases_leases(
+    db: Database, database_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.serve("/fast", feed(1))
+    feed_server.slow("/slow", interval=0.5)
+    add_sources(db, [feed_server.url("/fast"), feed_server.url("/slow")])
+    env = worker_env(database_url, AGGREGATOR_FETCH_DEADLINE="120", AGGREGATOR_SHUTDOWN_GRACE_SECONDS="1")
+    with workers(1, env) as [proc]:
+        wait_for(lambda: bool(feed_server.requests.for_path("/slow")), 30, "the slow poll to start")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        stopped_in = time.monotonic() - started
+    assert proc.returncode == 0
+    assert stopped_in < 8
+    with db.connection() as conn:
+        held = conn.execute("SELECT count(*) FROM sources WHERE lease_owner IS NOT NULL").fetchone()
+        posts = conn.execute("SELECT count(*) FROM posts").fetchone()
+    assert held == (0,) and posts == (1,)

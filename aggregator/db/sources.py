@@ -215,6 +215,16 @@ def release_lease(conn: psycopg.Connection, source_id: int, owner: str) -> None:
     )
 
 
+def release_all(conn: psycopg.Connection, owner: str) -> int:
+    """Free every feed `owner` still holds (a clean shutdown); a poll still running for one of them
+    then finds its lease gone and discards its result instead of overwriting a newer one."""
+    cur = conn.execute(
+        "UPDATE sources SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = %(owner)s",
+        {"owner": owner},
+    )
+    return cur.rowcount
+
+
 @dataclass(frozen=True, slots=True)
 class PollRecord:
     """What one poll decided about its source; written in the same transaction as the posts."""
