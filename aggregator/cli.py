@@ -73,7 +73,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if settings.sync_feeds_file and settings.feeds_file.exists():
             sync_feeds_file(rt.db, settings)
         worker = Worker(rt.db, rt.pipeline, settings)
-        scheduler = build_scheduler(worker, rt.db, tick_seconds=settings.tick_seconds, blocking=True)
+        scheduler = build_scheduler(worker, rt.db, settings, blocking=True)
         stop_on_signals(scheduler, worker)
         log.info("worker.started name=%s concurrency=%d tick=%ss", worker.name, worker.capacity,
                  settings.tick_seconds)
@@ -85,7 +85,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-cmd_run = cmd_worker  # the web server joins `run` once it exists
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from aggregator.web.server import run_with_worker
+
+    return run_with_worker(settings)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from aggregator.web.server import serve
+
+    return serve(settings)
 
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
@@ -314,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("run", cmd_run, "Run the service: the polling scheduler (and the web server).")
-    add("worker", cmd_worker, "Run only the polling scheduler (several may share one database).")
+    add("run", cmd_run, "Run the service: the polling scheduler, digest sending and the web server.")
+    add("serve", cmd_serve, "Run only the web server (REST API, filtered feeds, subscription pages).")
+    add("worker", cmd_worker, "Run only the scheduler: polling and digests (several may share one database).")
     add("migrate", cmd_migrate, "Apply pending database migrations.")
     p = add("settings", cmd_settings, "List every setting with its environment variable, default and help.")
     p.add_argument("--markdown", action="store_true", help="Print the Markdown table README carries.")

@@ -114,6 +114,62 @@ class Settings(BaseSettings):
         description="How often a web server brings the monthly facet counts up to date, seconds (0: never).",
     )
 
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for digest and confirmation emails. Unset: messages go to a Maildir, DATA_DIR/mail.",
+    )
+    smtp_port: int = Field(default=587, description="SMTP server port (587 STARTTLS, 465 TLS, 25 plain).")
+    smtp_tls: str = Field(
+        default="starttls", description="SMTP encryption: starttls, tls (implicit, port 465) or none (local relay)."
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login name (unset: no authentication).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password, with SMTP_USER.")
+    smtp_timeout: float = Field(default=30.0, description="Seconds one SMTP operation may take.")
+    mail_from: str = Field(
+        default="Security digest <digest@localhost>", description="From address of digest and confirmation emails."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL readers reach the web server at, for links in emails (unset: http://HTTP_HOST:HTTP_PORT).",
+    )
+    digest_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing confirm/manage/unsubscribe links (HMAC). Unset: generated once, kept in the database.",
+    )
+    digest_max_items: int = Field(default=25, description="Most stories in one digest email; the rest are linked.")
+    digest_send_empty: bool = Field(
+        default=False, description="Send a digest saying nothing matched instead of sending nothing."
+    )
+    digest_check_seconds: float = Field(
+        default=60.0, description="How often the scheduler looks for digests whose send time has come, seconds."
+    )
+    digest_confirm_hours: int = Field(default=72, description="How long a subscription's confirmation link works.")
+    digest_link_days: int = Field(default=365, description="How long manage and unsubscribe links in emails work.")
+    digest_max_attempts: int = Field(
+        default=8, description="Delivery attempts of one digest before it is given up (its posts go in the next)."
+    )
+    digest_retry_seconds: float = Field(
+        default=60.0, description="Wait before retrying a temporary SMTP failure; doubles per attempt, at most 1 h."
+    )
+    digest_unsubscribe_mailto: str | None = Field(
+        default=None, description="Address of mailto: unsubscribe requests (unset: MAIL_FROM's address)."
+    )
+
+    feeds_default_entries: int = Field(default=50, description="Entries in a filtered feed when a URL gives no limit.")
+    feeds_max_entries: int = Field(default=200, description="Largest limit (entries) a filtered feed URL may ask for.")
+    feeds_max_age: int = Field(
+        default=300, description="Cache-Control max-age of filtered feeds, seconds: how long readers may reuse one."
+    )
+    feeds_cache_entries: int = Field(
+        default=512,
+        description="Rendered feeds kept in memory per web process, dropped on any post change (0: no cache).",
+    )
+    feeds_base_url: str | None = Field(
+        default=None,
+        description="Public URL of the service for feed self links, e.g. https://news.example.org (unset: from "
+        "the request).",
+    )
+
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 

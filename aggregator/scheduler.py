@@ -11,6 +11,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import fetch_log as fetch_log_db
 from aggregator.worker import Worker
@@ -20,11 +21,13 @@ log = logging.getLogger(__name__)
 FETCH_LOG_DAYS = 30
 
 
-def build_scheduler(worker: Worker, db: Database, *, tick_seconds: float, blocking: bool) -> BaseScheduler:
+def build_scheduler(worker: Worker, db: Database, settings: Settings, *, blocking: bool) -> BaseScheduler:
+    """Polling ticks, digest sending and housekeeping. Every job is safe to run in several
+    processes at once: the database decides who does what."""
     cls = BlockingScheduler if blocking else BackgroundScheduler
-    scheduler = cls(executors={"default": ThreadPoolExecutor(2)}, timezone=UTC)
+    scheduler = cls(executors={"default": ThreadPoolExecutor(3)}, timezone=UTC)
     scheduler.add_job(
-        _safe_tick, "interval", args=[worker], seconds=tick_seconds, id="tick",
+        _safe_tick, "interval", args=[worker], seconds=settings.tick_seconds, id="tick",
         max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(
