@@ -23,6 +23,7 @@ from aggregator.query import Vocabulary
 from aggregator.web import errors
 from aggregator.web.api import posts_router, taxonomy_router
 from aggregator.web.context import ApiContext
+from aggregator.web.feeds import feeds_router
 from aggregator.web.metrics import LatencyMiddleware, Metrics
 from aggregator.web.rollup import FacetRefresher
 from aggregator.web.schemas import Health
@@ -62,6 +63,7 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Any = None) -> Fas
     app.include_router(posts_router(ctx))
     app.include_router(taxonomy_router(ctx))
     app.include_router(sources_router(ctx))
+    app.include_router(feeds_router(ctx))
     metrics = Metrics(db, statement_timeout=settings.api_statement_timeout)
     _add_service_routes(app, ctx, metrics)
     app.add_middleware(GZipMiddleware, minimum_size=1000)

@@ -1,0 +1,58 @@
+"""Filtered feeds: /feeds/atom, /feeds/rss and /feeds/json for any filter of /api/v1/posts.
+
+The filter parameters are parsed by aggregator.query (the API's one parser, not a copy); `limit`
+says how many entries (settings: default and maximum). Errors are answered in plain text: feed
+readers show the body of a failed fetch to the person who pasted the URL. Which status an error
+gets is still decided in one place, aggregator.web.errors. Saved feeds: aggregator.web.saved_feeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from aggregator.feeds_out import MEDIA_TYPES
+from aggregator.feeds_out.describe import canonical_query
+from aggregator.query import multi_dict, openapi_parameters
+from aggregator.web.context import ApiContext
+from aggregator.web.feed_service import FEED_PARAMS, PLAIN_TEXT_RESPONSES, FeedRequest, FeedService, PlainTextErrors
+from aggregator.web.saved_feeds import saved_feeds_routers
+
+FORMAT_NAMES = {"atom": "Atom 1.0", "rss": "RSS 2.0", "json": "JSON Feed 1.1"}
+
+
+def feeds_router(ctx: ApiContext) -> APIRouter:
+    """The feed routes plus the saved-feed API; starts and stops the change listener with the app."""
+    service = FeedService(ctx)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if service.cache.max_entries > 0:
+            service.listener.start()
+        yield
+        service.listener.stop()
+
+    router = APIRouter(tags=["feeds"], route_class=PlainTextErrors, lifespan=lifespan)
+    for fmt in MEDIA_TYPES:
+        _add_query_feed(router, service, fmt)
+    for child in saved_feeds_routers(ctx, service):
+        router.include_router(child)
+    return router
+
+
+def _add_query_feed(router: APIRouter, service: FeedService, fmt: str) -> None:
+    async def query_feed(request: Request) -> Response:
+        query = service.parse(multi_dict(request.query_params.multi_items()))
+        req = FeedRequest(fmt, query, service.base_url(request))
+        key = ("query", fmt, req.base_url, canonical_query(query.filter, query.limit))
+        return await service.respond(request, key, lambda wanted: service.load_feed(req, wanted))
+
+    router.add_api_route(
+        f"/feeds/{fmt}", query_feed, methods=["GET"], summary=f"{FORMAT_NAMES[fmt]} feed of the posts matching filters",
+        description="Takes the filters of /api/v1/posts, and `limit` (entries). Conditional requests "
+                    "(If-None-Match, If-Modified-Since) are answered 304; errors are plain text.",
+        responses={200: {"content": {MEDIA_TYPES[fmt]: {}}}, **PLAIN_TEXT_RESPONSES},
+        openapi_extra={"parameters": openapi_parameters(FEED_PARAMS, max_limit=service.settings.feeds_max_entries)},
+    )
