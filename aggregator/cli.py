@@ -371,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = fadd("export-opml", cmd_feeds_export, "Write the feeds as OPML.")
     p.add_argument("-o", "--output", help="File to write (default: standard output).")
     p.add_argument("--all", action="store_true", help="Include disabled feeds.")
+
+    from aggregator.digest.commands import add_cli as add_digest_cli
+
+    add_digest_cli(sub)
     return parser
 
 

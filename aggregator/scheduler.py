@@ -24,11 +24,17 @@ FETCH_LOG_DAYS = 30
 def build_scheduler(worker: Worker, db: Database, settings: Settings, *, blocking: bool) -> BaseScheduler:
     """Polling ticks, digest sending and housekeeping. Every job is safe to run in several
     processes at once: the database decides who does what."""
+    from aggregator.digest.commands import digest_job
+
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(executors={"default": ThreadPoolExecutor(3)}, timezone=UTC)
     scheduler.add_job(
         _safe_tick, "interval", args=[worker], seconds=settings.tick_seconds, id="tick",
         max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        digest_job, "interval", args=[settings, db], seconds=settings.digest_check_seconds, id="digest",
+        max_instances=1, coalesce=True, next_run_time=datetime.now(UTC) + timedelta(seconds=30),
     )
     scheduler.add_job(
         _prune_fetch_log, "interval", args=[db], hours=6, id="prune-fetch-log",

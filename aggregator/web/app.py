@@ -28,6 +28,7 @@ from aggregator.web.metrics import LatencyMiddleware, Metrics
 from aggregator.web.rollup import FacetRefresher
 from aggregator.web.schemas import Health
 from aggregator.web.sources import sources_router
+from aggregator.web.subscriptions import subscriptions_router
 
 DESCRIPTION = """Regional security news (Central Asia, Russia, the Caucasus, Afghanistan), tagged by country
 and security topic.
@@ -63,6 +64,7 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Any = None) -> Fas
     app.include_router(posts_router(ctx))
     app.include_router(taxonomy_router(ctx))
     app.include_router(sources_router(ctx))
+    app.include_router(subscriptions_router(ctx))
     app.include_router(feeds_router(ctx))
     metrics = Metrics(db, statement_timeout=settings.api_statement_timeout)
     _add_service_routes(app, ctx, metrics)

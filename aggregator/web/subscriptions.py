@@ -1,0 +1,253 @@
+"""Digest subscriptions on the web: the JSON API, the /subscribe page (plain HTML forms, no
+JavaScript), and the pages behind the signed links of the emails.
+
+    POST /api/v1/subscriptions                  JSON: email + filter + time -> 202, confirmation emailed
+    GET  /subscribe, POST /subscribe            the form
+    GET  /subscriptions/confirm/{token}         a page with a Confirm button (POST confirms)
+    GET  /subscriptions/manage/{token}          change hour, zone, format (POST saves)
+    GET  /subscriptions/unsubscribe/{token}     a page asking to confirm; never unsubscribes by itself
+    POST /subscriptions/unsubscribe/{token}     unsubscribes at once (RFC 8058 one-click)
+
+GETs change nothing: mail scanners open links in emails, and an unsubscribe or a confirmation
+must come from the person. The API answers the same whether the address was new, pending or
+already subscribed, so it tells nobody who subscribes to what.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from aggregator.digest import render, subscribe
+from aggregator.digest.build import filter_label
+from aggregator.digest.context import DigestContext
+from aggregator.digest.links import CONFIRM_PATH, MANAGE_PATH, UNSUBSCRIBE_PATH
+from aggregator.digest.schedule import zone_names
+from aggregator.digest.send import open_sender
+from aggregator.digest.service import send_confirmations
+from aggregator.errors import InvalidQueryError
+from aggregator.query import multi_dict
+from aggregator.web.context import ApiContext
+from aggregator.web.errors import ERROR_RESPONSES
+
+MAX_FORM_BYTES = 64 * 1024
+_FIELD_NAMES = {"country": "countries", "region": "regions", "topic": "topics"}
+FOCUS_REGIONS = ("central-asia", "caucasus", "post-soviet", "afpak")
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=320, examples=["analyst@example.org"])
+    countries: list[str] = Field(default_factory=list, examples=[["KZ"]])
+    regions: list[str] = Field(default_factory=list, examples=[["central-asia"]])
+    topics: list[str] = Field(default_factory=list, examples=[["terrorism"]])
+    q: str | list[str] | None = Field(default=None, description="Words (web-search syntax); a list matches any.")
+    role: Literal["any", "primary"] = "any"
+    match: Literal["any", "all"] = "any"
+    timezone: str = Field(default="UTC", examples=["Asia/Almaty"], description="IANA time zone of send_hour.")
+    send_hour: int = Field(default=8, ge=0, le=23, description="Local hour the digest is sent at.")
+    format: Literal["html", "text"] = "html"
+
+
+class SubscriptionAccepted(BaseModel):
+    status: Literal["confirmation_sent"] = "confirmation_sent"
+    email: str
+    message: str = "If this address is not subscribed to this filter yet, a confirmation link is on its way."
+
+
+def _api_error(exc: InvalidQueryError) -> InvalidQueryError:
+    name = _FIELD_NAMES.get(exc.parameter, exc.parameter)
+    return InvalidQueryError(name, exc.message)
+
+
+def subscriptions_router(api: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["subscriptions"])
+    lock = threading.Lock()
+    holder: dict[str, DigestContext] = {}
+
+    def digest_context() -> DigestContext:
+        """Built at first use: it reads (or makes) the link-signing key in the database."""
+        with lock:
+            if "ctx" not in holder:
+                holder["ctx"] = DigestContext.create(api.settings, api.db, taxonomy=api.taxonomy)
+            return holder["ctx"]
+
+    def confirm_soon(background: BackgroundTasks) -> None:
+        """Send queued confirmations after the response; if the mail server is down the digest job
+        sends them later."""
+        def run() -> None:
+            with open_sender(api.settings) as sender:
+                send_confirmations(digest_context(), sender, datetime.now(UTC))
+
+        background.add_task(run)
+
+    @router.post("/api/v1/subscriptions", status_code=202, response_model=SubscriptionAccepted,
+                 responses=ERROR_RESPONSES, summary="Subscribe an email address to a daily digest of a filter")
+    def create(body: SubscriptionCreate, background: BackgroundTasks) -> SubscriptionAccepted:
+        req = subscribe.SubscriptionRequest(
+            email=body.email, countries=body.countries, regions=body.regions, topics=body.topics, q=body.q,
+            role=body.role, match=body.match, timezone=body.timezone, send_hour=body.send_hour,
+            format=body.format, origin="api")
+        try:
+            sub, _ = subscribe.subscribe(digest_context(), req)
+        except InvalidQueryError as exc:
+            raise _api_error(exc) from exc
+        confirm_soon(background)
+        return SubscriptionAccepted(email=sub.email)
+
+    _pages(router, api, digest_context, confirm_soon)
+    return router
+
+
+def page(title: str, status: int = 200, **context: Any) -> HTMLResponse:
+    name = context.pop("template", "web/message.html")
+    body = render.render(name, title=title, **{"lines": [], "action": None, "button": "", "quiet": False, **context})
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",
+                                                           "X-Robots-Tag": "noindex"})
+
+
+def _bad_link(exc: InvalidQueryError) -> HTMLResponse:
+    return page("This link does not work", 400, lines=[f"{exc.message[:1].upper()}{exc.message[1:]}.",
+                "Links in older emails expire; the newest digest has fresh ones."])
+
+
+async def form_data(request: Request) -> dict[str, list[str]]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidQueryError("form", "too large")
+    return multi_dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+
+def _form_choices(api: ApiContext) -> dict[str, Any]:
+    focus = sorted({c for r in FOCUS_REGIONS if r in api.taxonomy.regions for c in api.taxonomy.regions[r].countries},
+                   key=lambda c: api.taxonomy.countries.get(c, c))
+    return {"regions": [(c, r.name) for c, r in api.taxonomy.regions.items()],
+            "countries": [(c, api.taxonomy.countries.get(c, c)) for c in focus],
+            "topics": list(api.taxonomy.topics.items()), "zones": zone_names()}
+
+
+def _first(form: dict[str, list[str]], name: str, default: str = "") -> str:
+    return (form.get(name) or [default])[0].strip()
+
+
+def _request_from_form(form: dict[str, list[str]]) -> subscribe.SubscriptionRequest:
+    hour = _first(form, "send_hour", "8")
+    countries = form.get("country", []) + [c for c in _first(form, "country_other").replace(";", ",").split(",")]
+    return subscribe.SubscriptionRequest(
+        email=_first(form, "email"), countries=[c for c in countries if c.strip()], regions=form.get("region", []),
+        topics=form.get("topic", []), q=_first(form, "q") or None, timezone=_first(form, "timezone", "UTC"),
+        send_hour=int(hour) if hour.isdigit() else -1, format=_first(form, "format", "html"), origin="form")
+
+
+def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], DigestContext],
+           confirm_soon: Callable[[BackgroundTasks], None]) -> None:
+    blank = {"email": "", "region": [], "country": [], "country_other": "", "topic": [], "q": "", "send_hour": 8,
+             "timezone": "UTC", "format": "html"}
+
+    @router.get("/subscribe", response_class=HTMLResponse, include_in_schema=False)
+    def subscribe_form() -> HTMLResponse:
+        return page("Daily digest by email", template="web/subscribe.html", form=blank, error=None,
+                    **_form_choices(api))
+
+    @router.post("/subscribe", response_class=HTMLResponse, include_in_schema=False)
+    async def subscribe_post(request: Request, background: BackgroundTasks) -> HTMLResponse:
+        form = await form_data(request)
+        req = _request_from_form(form)
+        try:
+            sub, _ = subscribe.subscribe(digest_context(), req)
+        except InvalidQueryError as exc:
+            shown = {**blank, **{k: v for k, v in form.items() if k in ("region", "country", "topic")},
+                     **{k: _first(form, k) for k in ("email", "country_other", "q", "timezone", "format")},
+                     "send_hour": req.send_hour}
+            return page("Daily digest by email", 400, template="web/subscribe.html", form=shown,
+                        error=str(_api_error(exc)), **_form_choices(api))
+        confirm_soon(background)
+        return page("Check your inbox", lines=[
+            f"If {sub.email} is not subscribed to this digest yet, a confirmation link is on its way.",
+            "Nothing else is sent until you open it."])
+
+    @router.get(CONFIRM_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
+    def confirm_page(token: str) -> HTMLResponse:
+        ctx = digest_context()
+        try:
+            sub = subscribe.from_token(ctx, token, "confirm")
+        except InvalidQueryError as exc:
+            return _bad_link(exc)
+        label = filter_label(sub.filter, ctx.labels)
+        return page("Confirm your subscription", lines=[f"Send the daily digest of “{label}” to {sub.email}?"],
+                    action=CONFIRM_PATH + token, button="Confirm subscription")
+
+    @router.post(CONFIRM_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
+    def confirm(token: str) -> HTMLResponse:
+        ctx = digest_context()
+        try:
+            sub = subscribe.confirm(ctx, token)
+        except InvalidQueryError as exc:
+            return _bad_link(exc)
+        if sub.state != "active":
+            return page("Not subscribed", lines=[f"This subscription is {sub.state}: subscribe again on /subscribe."])
+        return page("You are subscribed", lines=[
+            f"{sub.email} will get the digest of “{filter_label(sub.filter, ctx.labels)}” every day at "
+            f"{sub.send_hour:02d}:00 ({sub.timezone}).", "Every digest has links to change or stop it."])
+
+    _link_pages(router, digest_context)
+
+
+def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext]) -> None:
+    def manage_view(ctx: DigestContext, token: str, sub: Any, *, saved: bool, status: int = 200) -> HTMLResponse:
+        now = datetime.now(UTC)
+        return page("Your daily digest", status, template="web/manage.html", sub=sub, saved=saved,
+                    label=filter_label(sub.filter, ctx.labels), zones=zone_names(), action=MANAGE_PATH + token,
+                    unsubscribe_action=UNSUBSCRIBE_PATH + ctx.links.token("unsubscribe", sub.id, now))
+
+    @router.get(MANAGE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
+    def manage_page(token: str) -> HTMLResponse:
+        ctx = digest_context()
+        try:
+            return manage_view(ctx, token, subscribe.from_token(ctx, token, "manage"), saved=False)
+        except InvalidQueryError as exc:
+            return _bad_link(exc)
+
+    @router.post(MANAGE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def manage(token: str, request: Request) -> HTMLResponse:
+        ctx = digest_context()
+        try:
+            sub = subscribe.from_token(ctx, token, "manage")
+            form = await form_data(request)
+            hour = _first(form, "send_hour", str(sub.send_hour))
+            subscribe.change(ctx, sub.id, timezone=_first(form, "timezone", sub.timezone),
+                             send_hour=int(hour) if hour.isdigit() else -1, format=_first(form, "format", sub.format))
+        except InvalidQueryError as exc:
+            return _bad_link(exc) if exc.parameter == "token" else page("Not saved", 400, lines=[str(exc)])
+        return manage_view(ctx, token, subscribe.from_token(ctx, token, "manage"), saved=True)
+
+    @router.get(UNSUBSCRIBE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
+    def unsubscribe_page(token: str) -> HTMLResponse:
+        ctx = digest_context()
+        try:
+            sub = subscribe.from_token(ctx, token, "unsubscribe")
+        except InvalidQueryError as exc:
+            return _bad_link(exc)
+        if sub.state == "unsubscribed":
+            return page("Unsubscribed", lines=[f"{sub.email} gets no more of this digest."])
+        return page("Unsubscribe?", lines=[f"Stop sending the digest of “{filter_label(sub.filter, ctx.labels)}” "
+                                           f"to {sub.email}?"], action=UNSUBSCRIBE_PATH + token, button="Unsubscribe")
+
+    @router.post(UNSUBSCRIBE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
+    def unsubscribe(token: str) -> HTMLResponse:
+        """RFC 8058: the mail client POSTs List-Unsubscribe=One-Click; no cookie, no second step."""
+        ctx = digest_context()
+        try:
+            sub = subscribe.from_token(ctx, token, "unsubscribe")
+        except InvalidQueryError as exc:
+            return _bad_link(exc)
+        subscribe.unsubscribe(ctx, sub.id)
+        return page("Unsubscribed", lines=[f"{sub.email} gets no more of this digest.",
+                                           "Subscribed by mistake? Subscribe again on /subscribe."])

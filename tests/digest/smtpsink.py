@@ -1,0 +1,96 @@
+"""A real SMTP server for tests (aiosmtpd on 127.0.0.1): records what it accepts, can refuse a
+recipient with 550 (a hard bounce) or everything with 451, and can be taken down and brought
+back on the same port (connection refused in between)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.sink.hard_bounce:
+            return f"550 5.1.1 <{address}>: no such user"
+        if self.sink.busy:
+            return "451 4.3.2 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sink.add(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        return "250 2.0.0 accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpSink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.hard_bounce: set[str] = set()
+        self.busy = False
+        self._lock = threading.Lock()
+        self._received: list[Received] = []
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def add(self, item: Received) -> None:
+        with self._lock:
+            self._received.append(item)
+
+    @property
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [r.message for r in self.received if address in r.rcpt_tos]
+
+    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = 5.0) -> list[Received]:
+        """Poll until `condition(received)` holds (mail arrives on the server's own thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.received
+            if condition(got):
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"SMTP sink: condition not met in {timeout}s; received {len(got)} message(s)")
+            time.sleep(0.02)
