@@ -106,6 +106,10 @@ class Fetcher:
         except FetchError:
             raise
         except _LOWER_LEVEL_ERRORS as exc:
+            if time.monotonic() - started >= self._settings.fetch_deadline:
+                # whatever broke once the deadline had passed (a connect given no time left) broke *because* of it
+                raise FetchError(url, f"deadline of {self._settings.fetch_deadline:g}s passed: {exc}",
+                                 kind="timeout", temporary=True) from exc
             raise exception_to_fetch_error(url, exc) from exc
 
     def _follow(self, url: str, validators: Validators, started: float) -> FetchResult:
