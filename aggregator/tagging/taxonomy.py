@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -133,7 +134,14 @@ def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(stamps)
 
 
+_LOADING = threading.Lock()
+
+
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
-    """The taxonomy in `path` (default: <repo>/config/taxonomy); ConfigError names a bad file and entry."""
+    """The taxonomy in `path` (default: <repo>/config/taxonomy); ConfigError names a bad file and entry.
+
+    Loading takes about a second; the lock makes threads that start polling together build it once.
+    """
     folder = (path or DEFAULT_FOLDER).resolve()
-    return _load_cached(str(folder), _stamp(folder))
+    with _LOADING:
+        return _load_cached(str(folder), _stamp(folder))
