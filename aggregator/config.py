@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", description="Log line format: text (event key=value) or json.")
     http_host: str = Field(default="127.0.0.1", description="Address the web server (REST API) listens on.")
     http_port: int = Field(default=8000, description="Port the web server listens on.")
+    http_workers: int = Field(
+        default=1,
+        description="Web server processes of `aggregator serve` (each with its own pool; 2 suits 2 cores).",
+    )
     http_pool_size: int = Field(default=10, description="Database connections of one web server process.")
     admin_api_key: SecretStr | None = Field(
         default=None,

@@ -5,7 +5,9 @@ Both block until SIGINT/SIGTERM (uvicorn handles the signals), then close what t
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import signal
 
 import uvicorn
@@ -39,12 +41,44 @@ def _ignore(signum: int, _frame: object) -> None:
 
 
 def serve(settings: Settings) -> int:
-    """`aggregator serve`: the web server alone (several may share one database)."""
+    """`aggregator serve`: the web server alone (several may share one database).
+
+    With HTTP_WORKERS > 1, uvicorn runs that many processes on one port: the app is CPU-bound in
+    Python, so one process per core is what uses the machine.
+    """
     from aggregator.service import open_checked_database
 
     with open_checked_database(settings, max_size=settings.http_pool_size) as db:
+        if settings.http_workers > 1:
+            return _serve_processes(settings, db.url)
         _run_uvicorn(create_app(settings, db), settings)
     return 0
+
+
+def _serve_processes(settings: Settings, database_url: str) -> int:
+    # The worker processes build their settings from the environment: point them at the server
+    # this process resolved (the embedded one included, which this process keeps running).
+    os.environ["DATABASE_URL"] = database_url
+    log.info("web.listening url=http://%s:%d workers=%d", settings.http_host, settings.http_port,
+             settings.http_workers)
+    uvicorn.run("aggregator.web.server:worker_app", factory=True, workers=settings.http_workers,
+                host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+                server_header=False, proxy_headers=True)
+    log.info("web.stopped")
+    return 0
+
+
+def worker_app() -> object:
+    """The app of one web worker process (uvicorn's factory): its own settings and pool."""
+    from aggregator.config import load_settings
+    from aggregator.db import Database
+    from aggregator.logs import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    db = Database(settings.database_url or "", max_size=settings.http_pool_size)
+    atexit.register(db.close)
+    return create_app(settings, db)
 
 
 def run_with_worker(settings: Settings) -> int:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from aggregator.db import Database
 from tests.api.conftest import DATA, truncate
 from tests.support.feedserver import FeedServer
@@ -65,8 +67,10 @@ def get(url: str) -> dict[str, object]:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
-def test_serve_answers_and_stops_on_sigterm(database_url: str, db: Database, tmp_path: Path) -> None:
-    env = {"DATABASE_URL": database_url, "AGGREGATOR_FEEDS_FILE": str(tmp_path / "none.yaml")}
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_answers_and_stops_on_sigterm(database_url: str, db: Database, tmp_path: Path, workers: str) -> None:
+    env = {"DATABASE_URL": database_url, "AGGREGATOR_FEEDS_FILE": str(tmp_path / "none.yaml"),
+           "AGGREGATOR_HTTP_WORKERS": workers}
     with process("serve", env) as base:
         assert wait_for(lambda: get(f"{base}/readyz"))["status"] == "ready"  # type: ignore[index]
         assert get(f"{base}/api/v1/posts")["items"] == []
