@@ -183,30 +183,21 @@ class Pipeline:
         with self.db.connection() as conn:
             stored = posts_db.upsert_for_source(conn, source.id, content.posts, started, content.taxonomy_version)
             store_tags(conn, content, stored)
-            record = PollRecord(
-                source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
-                poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
-                ok=True, new_posts=stored.new, url=result.permanent_url, title=content.meta.title,
-                site_url=content.meta.site_url, etag=result.validators.etag,
+            outcome = PollOutcome(
+                source.id, source.url, "ok", status=result.status, entries=content.entries_found,
+                new_posts=stored.new, updated_posts=stored.updated, moved_to=result.permanent_url,
+                warnings=content.warnings,
+            )
+            return self._record(
+                conn, source, owner, started, decision, outcome, url=result.permanent_url,
+                title=content.meta.title, site_url=content.meta.site_url, etag=result.validators.etag,
                 last_modified=result.validators.last_modified, body_hash=result.body_hash,
             )
-            if not sources_db.record_poll(conn, record):
-                raise LeaseLost(source.url)
-            fetch_log_db.add(
-                conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
-                finished_at=self.clock(), outcome="ok", status=result.status, entries=content.entries_found,
-                new_posts=stored.new, updated_posts=stored.updated,
-            )
-        return PollOutcome(
-            source.id, source.url, "ok", status=result.status, entries=content.entries_found,
-            new_posts=stored.new, updated_posts=stored.updated, moved_to=result.permanent_url,
-            warnings=content.warnings,
-        )
 
     def _record_unchanged(
         self, source: Source, owner: str, started: datetime, result: FetchResult
     ) -> PollOutcome:
-        outcome = "not_modified" if result.status == 304 else "unchanged"
+        kind = "not_modified" if result.status == 304 else "unchanged"
         server_min = source.server_min_interval
         if result.max_age is not None:  # a 304 may renew the cache lifetime; else keep what the body said
             server_min = schedule.server_min_interval(None, result.max_age, self.limits)
@@ -214,20 +205,13 @@ class Pipeline:
             started, interval=source.poll_interval, server_min=server_min, limits=self.limits,
             rng=self.rng, retry_after=result.retry_after,
         )
+        outcome = PollOutcome(source.id, source.url, kind, status=result.status, moved_to=result.permanent_url)
         with self.db.connection() as conn:
-            record = PollRecord(
-                source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
-                poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
-                ok=True, url=result.permanent_url, etag=result.validators.etag,
-                last_modified=result.validators.last_modified, body_hash=result.body_hash,
+            return self._record(
+                conn, source, owner, started, decision, outcome, url=result.permanent_url,
+                etag=result.validators.etag, last_modified=result.validators.last_modified,
+                body_hash=result.body_hash,
             )
-            if not sources_db.record_poll(conn, record):
-                raise LeaseLost(source.url)
-            fetch_log_db.add(
-                conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
-                finished_at=self.clock(), outcome=outcome, status=result.status,
-            )
-        return PollOutcome(source.id, source.url, outcome, status=result.status, moved_to=result.permanent_url)
 
     def _record_failure(
         self, source: Source, owner: str, started: datetime, exc: SourceError, *, status: int | None = None
@@ -241,23 +225,41 @@ class Pipeline:
             temporary=exc.temporary, reason=str(exc), limits=self.limits, rng=self.rng,
             retry_after=retry_after,
         )
-        with self.db.connection() as conn:
-            record = PollRecord(
-                source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
-                poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
-                ok=False, error=exc.message[:2000], error_kind=exc.kind, permanent_error=not exc.temporary,
-                disable_reason=decision.disable_reason,
-            )
-            if not sources_db.record_poll(conn, record):
-                raise LeaseLost(source.url)
-            fetch_log_db.add(
-                conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
-                finished_at=self.clock(), outcome="error", status=status, error_kind=exc.kind,
-                error=exc.message[:2000],
-            )
-        if decision.disable_reason:
-            log.warning("source.disabled url=%s reason=%s", source.url, decision.disable_reason)
-        return PollOutcome(
+        outcome = PollOutcome(
             source.id, source.url, "error", status=status, error_kind=exc.kind, error=exc.message,
             disabled=decision.disable_reason,
         )
+        with self.db.connection() as conn:
+            self._record(conn, source, owner, started, decision, outcome, error=exc.message[:2000],
+                         error_kind=exc.kind, permanent_error=not exc.temporary)
+        if decision.disable_reason:
+            log.warning("source.disabled url=%s reason=%s", source.url, decision.disable_reason)
+        return outcome
+
+    def _record(
+        self,
+        conn: psycopg.Connection,
+        source: Source,
+        owner: str,
+        started: datetime,
+        decision: schedule.Decision,
+        outcome: PollOutcome,
+        **fields: object,
+    ) -> PollOutcome:
+        """Write a poll's outcome on its source (releasing the lease) and in the fetch log, in the
+        caller's transaction; LeaseLost if another worker took the feed meanwhile."""
+        record = PollRecord(
+            source_id=source.id, owner=owner, polled_at=started, next_poll_at=decision.next_poll_at,
+            poll_interval=decision.poll_interval, server_min_interval=decision.server_min_interval,
+            ok=outcome.outcome != "error", new_posts=outcome.new_posts, disable_reason=decision.disable_reason,
+            **fields,  # type: ignore[arg-type]
+        )
+        if not sources_db.record_poll(conn, record):
+            raise LeaseLost(source.url)
+        fetch_log_db.add(
+            conn, source_id=source.id, worker=owner, due_at=source.next_poll_at, started_at=started,
+            finished_at=self.clock(), outcome=outcome.outcome, status=outcome.status, entries=outcome.entries,
+            new_posts=outcome.new_posts, updated_posts=outcome.updated_posts, error_kind=outcome.error_kind,
+            error=outcome.error[:2000] if outcome.error else None,
+        )
+        return outcome
