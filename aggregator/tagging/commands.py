@@ -7,9 +7,10 @@ and tests can call them directly. Exit codes: 0 success, 2 unusable input (missi
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -74,17 +75,28 @@ def _tag_lines(tags: Sequence[Tag], taxonomy: Taxonomy) -> Iterator[str]:
             yield f"          {e.field}[{e.start}:{e.end}] {e.phrase!r}  rule={e.rule} weight={e.weight:g}"
 
 
+def _exit_codes(run: Callable[..., int]) -> Callable[..., int]:
+    """Bad input and a bad taxonomy end a command with one clear line and their own exit status."""
+
+    @functools.wraps(run)
+    def guarded(*args: Any, **kwargs: Any) -> int:
+        try:
+            return run(*args, **kwargs)
+        except _InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except ConfigError as exc:
+            print(f"taxonomy error: {exc}", file=sys.stderr)
+            return EXIT_BAD_TAXONOMY
+
+    return guarded
+
+
+@_exit_codes
 def run_tag(source: str, *, as_json: bool, out: TextIO = sys.stdout) -> int:
     """Tag one post read from a file (or "-" for stdin) and print its tags with their evidence."""
-    try:
-        post = parse_post(_read(source))
-        taxonomy = load_taxonomy()
-    except _InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ConfigError as exc:
-        print(f"taxonomy error: {exc}", file=sys.stderr)
-        return EXIT_BAD_TAXONOMY
+    post = parse_post(_read(source))
+    taxonomy = load_taxonomy()
     tags = tag_post(post, taxonomy)
     if as_json:
         json.dump({"taxonomy_version": taxonomy.version, "tags": _tag_json(tags)}, out, ensure_ascii=False)
@@ -111,17 +123,11 @@ def _records(path: str) -> list[dict[str, Any]]:
     return records
 
 
+@_exit_codes
 def run_eval(path: str, *, as_json: bool, out: TextIO = sys.stdout) -> int:
     """Evaluate the tagger on a labeled JSON-lines file; print a report or one JSON object."""
-    try:
-        records = _records(path)
-        taxonomy = load_taxonomy()
-    except _InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ConfigError as exc:
-        print(f"taxonomy error: {exc}", file=sys.stderr)
-        return EXIT_BAD_TAXONOMY
+    records = _records(path)
+    taxonomy = load_taxonomy()
     result = evaluate(records, taxonomy)
     if as_json:
         json.dump(result, out, ensure_ascii=False)
