@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "AGGREGATOR_DATABASE_URL"),
+        repr=False,  # a URL may carry the password: kept out of repr(settings), and so out of logs
         description="PostgreSQL URL. Unset: an embedded PostgreSQL is started with its data under DATA_DIR.",
     )
     data_dir: Path = Field(
@@ -97,6 +98,10 @@ class Settings(BaseSettings):
         default=1,
         description="Web server processes of `aggregator serve` (each with its own pool; 2 suits 2 cores).",
     )
+    db_wait_seconds: float = Field(
+        default=5.0,
+        description="Longest wait for a database connection; then an API request answers 503 and a poll retries.",
+    )
     http_pool_size: int = Field(default=10, description="Database connections of one web server process.")
     admin_api_key: SecretStr | None = Field(
         default=None,
@@ -157,6 +162,22 @@ class Settings(BaseSettings):
     )
     digest_unsubscribe_mailto: str | None = Field(
         default=None, description="Address of mailto: unsubscribe requests (unset: MAIL_FROM's address)."
+    )
+    subscribe_address_limit: int = Field(
+        default=3, ge=0,
+        description="Most confirmation emails one address gets per SUBSCRIBE_ADDRESS_WINDOW_HOURS, however many "
+        "requests name it; counted in the database, so across processes (0: no limit).",
+    )
+    subscribe_address_window_hours: float = Field(
+        default=24.0, gt=0, description="The window of SUBSCRIBE_ADDRESS_LIMIT, hours."
+    )
+    subscribe_client_per_minute: int = Field(
+        default=5, ge=0,
+        description="Subscription requests (API and form together) one client IP may make per minute, counted "
+        "per web process; more are answered 429 (0: no limit).",
+    )
+    subscribe_client_per_hour: int = Field(
+        default=20, ge=0, description="The same per hour (0: no limit)."
     )
 
     feeds_default_entries: int = Field(default=50, description="Entries in a filtered feed when a URL gives no limit.")

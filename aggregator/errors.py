@@ -9,9 +9,11 @@ module where they enter; everything above that boundary only knows these classes
      │    ├── FetchError        network/HTTP failure; .kind is a short code, .temporary says retry or not
      │    └── ParseError        the body is not a usable feed
      ├── StorageError           the database failed or is in an unexpected state
+     │    ├── DatabaseUnavailable unreachable for now (restart, network): retry later
      │    └── SchemaVersionError the database was migrated by newer code
      ├── NotFoundError          a named thing (feed, post) does not exist
      ├── InvalidQueryError      a user query is malformed (carries the parameter name)
+     ├── RateLimitError         a client asked too often (carries the seconds to wait)
      └── DeliveryError          an email could not be delivered (carries the recipient)
 
 A 304 Not Modified is a result, not an error.
@@ -19,11 +21,32 @@ A 304 Not Modified is a result, not an error.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from typing import Any
 
 
 class AggregatorError(Exception):
     """Base of every error the aggregator raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Errors cross process boundaries (the parse pool sends them back pickled), and default
+        pickling calls the constructor with `args` alone, which fails for the keyword-only ones and
+        breaks the whole pool. Rebuild from the attributes instead."""
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def first_line(exc: BaseException) -> str:
+    """An error for a one-line log event: driver messages run over several lines (DETAIL, HINT)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _rebuild(cls: type[AggregatorError], args: tuple[Any, ...], state: dict[str, Any]) -> AggregatorError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(AggregatorError):
@@ -80,6 +103,11 @@ class StorageError(AggregatorError):
     pass
 
 
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached now (restarting, network, no free connection in time): worth
+    retrying, unlike a failed statement."""
+
+
 class SchemaVersionError(StorageError):
     """The database schema is newer than this code: refuse to run rather than corrupt it."""
 
@@ -96,6 +124,16 @@ class InvalidQueryError(AggregatorError):
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
         self.message = message
+
+
+class RateLimitError(AggregatorError):
+    """`retry_after` is whole seconds, rounded up: a client retrying after a rounded-down wait
+    would be refused again."""
+
+    def __init__(self, what: str, retry_after: float):
+        self.what = what
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"too many {what}; retry in {self.retry_after} s")
 
 
 class DeliveryError(AggregatorError):

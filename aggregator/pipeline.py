@@ -7,10 +7,14 @@ recorded outcome on its own source, in its own transaction. What was committed s
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import random
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,7 +29,15 @@ from aggregator.db import posts as posts_db
 from aggregator.db import sources as sources_db
 from aggregator.db import tags as tags_db
 from aggregator.db.sources import PollRecord, Source
-from aggregator.errors import AggregatorError, FetchError, ParseError, SourceError, StorageError
+from aggregator.errors import (
+    AggregatorError,
+    DatabaseUnavailable,
+    FetchError,
+    ParseError,
+    SourceError,
+    StorageError,
+    first_line,
+)
 from aggregator.models import FeedContent, FetchResult, Validators
 from aggregator.tag_stage import TagContext, process_body
 
@@ -41,14 +53,72 @@ ParseFn = Callable[[bytes, str, str | None, datetime, TagContext | None], FeedCo
 parse_inline: ParseFn = process_body
 
 
-def parse_with(executor: Executor) -> ParseFn:
-    """Parse and tag in another process: both are CPU-bound, and a pathological feed then costs a
-    worker process, not the scheduler."""
+def _exit_with_worker(worker_pid: int) -> None:
+    """In a parse process: leave when the worker that started it is gone. (Its parent is the fork
+    server, which itself stays up as long as its children do, so the parent can't tell.)"""
 
-    def run(body: bytes, url: str, content_type: str | None, now: datetime, ctx: TagContext | None) -> FeedContent:
-        return executor.submit(process_body, body, url, content_type, now, ctx).result()
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(worker_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid was reused by another user's process: ours is gone
+                os._exit(0)
 
-    return run
+    threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+
+
+class ParsePool:
+    """Parse and tag in other processes: both are CPU-bound, and a pathological feed then costs a
+    process, not the scheduler.
+
+    A process that dies (the kernel's OOM killer, a crash in a C extension on a hostile body) breaks
+    a ProcessPoolExecutor for good: every later submit fails. So a broken pool is replaced, and the
+    polls that were riding on it get one retry on the new one; a body that breaks the pool twice is
+    that feed's parse error, and every other feed goes on.
+
+    The processes are not forked from the worker: `aggregator run` has a dozen threads (web server,
+    scheduler, pool), and a child forked while one of them holds a lock (the taxonomy cache's, say)
+    inherits it locked and waits forever. They start from a clean server process instead, and each
+    exits by itself when the process that started it is gone (a SIGKILLed worker left them behind).
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.replaced = 0
+        self._lock = threading.Lock()
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        return ProcessPoolExecutor(self.processes, mp_context=context, initializer=_exit_with_worker,
+                                   initargs=(os.getpid(),))
+
+    def __call__(self, body: bytes, url: str, content_type: str | None, now: datetime,
+                 ctx: TagContext | None) -> FeedContent:
+        for attempt in (1, 2):
+            executor = self._executor
+            try:
+                return executor.submit(process_body, body, url, content_type, now, ctx).result()
+            except BrokenProcessPool as exc:
+                self._replace(executor)
+                if attempt == 2:
+                    raise ParseError(url, "the parsing process died on this feed") from exc
+        raise AssertionError("unreachable")
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                self._executor = self._new_executor()
+                self.replaced += 1
+                broken.shutdown(wait=False, cancel_futures=True)
+                log.warning("parse_pool.replaced processes=%d times=%d", self.processes, self.replaced)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(cancel_futures=True)
 
 
 @dataclass(slots=True)
@@ -124,6 +194,9 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.limits = limits_from(settings)
         self.taxonomy_dir = str(settings.taxonomy_dir) if settings.taxonomy_dir else None
+        # Retrying a write while the database restarts must end well before the lease does, or
+        # another worker could take the feed over and both would store it.
+        self.store_retry_seconds = min(30.0, settings.lease_seconds / 2)
 
     def tag_context(self, source: Source) -> TagContext:
         return TagContext(self.taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics))
@@ -143,9 +216,14 @@ class Pipeline:
             if isinstance(exc, StorageError):
                 err = SourceError(source.url, str(exc), kind="storage")
             try:
+                if isinstance(exc, DatabaseUnavailable):  # retried already; recording would fail the same way
+                    raise exc
                 outcome = self._record_failure(source, owner, started, err)
-            except Exception:  # the database itself is gone: the lease expires and frees the feed
-                log.exception("poll.record_failed url=%s", source.url)
+            except Exception as unrecorded:  # the database is gone: the lease expires and frees the feed
+                if not isinstance(unrecorded, StorageError):
+                    log.exception("poll.record_failed url=%s", source.url)
+                log.warning("poll.unrecorded url=%s error=%s: polled again when its lease expires", source.url,
+                            first_line(unrecorded))
                 outcome = PollOutcome(source.id, source.url, "error", error_kind=err.kind, error=err.message)
         outcome.seconds = time.monotonic() - t0
         log.info(
@@ -180,19 +258,40 @@ class Pipeline:
             started, interval=interval, server_min=server_min, limits=self.limits, rng=self.rng,
             retry_after=result.retry_after,
         )
-        with self.db.connection() as conn:
-            stored = posts_db.upsert_for_source(conn, source.id, content.posts, started, content.taxonomy_version)
-            store_tags(conn, content, stored)
-            outcome = PollOutcome(
-                source.id, source.url, "ok", status=result.status, entries=content.entries_found,
-                new_posts=stored.new, updated_posts=stored.updated, moved_to=result.permanent_url,
-                warnings=content.warnings,
-            )
-            return self._record(
-                conn, source, owner, started, decision, outcome, url=result.permanent_url,
-                title=content.meta.title, site_url=content.meta.site_url, etag=result.validators.etag,
-                last_modified=result.validators.last_modified, body_hash=result.body_hash,
-            )
+
+        def write() -> PollOutcome:
+            with self.db.connection() as conn:
+                stored = posts_db.upsert_for_source(conn, source.id, content.posts, started, content.taxonomy_version)
+                store_tags(conn, content, stored)
+                outcome = PollOutcome(
+                    source.id, source.url, "ok", status=result.status, entries=content.entries_found,
+                    new_posts=stored.new, updated_posts=stored.updated, moved_to=result.permanent_url,
+                    warnings=content.warnings,
+                )
+                return self._record(
+                    conn, source, owner, started, decision, outcome, url=result.permanent_url,
+                    title=content.meta.title, site_url=content.meta.site_url, etag=result.validators.etag,
+                    last_modified=result.validators.last_modified, body_hash=result.body_hash,
+                )
+
+        return self._retrying(source, write)
+
+    def _retrying(self, source: Source, write: Callable[[], PollOutcome]) -> PollOutcome:
+        """Run a poll's write transaction, again while the database is unreachable (a restart, a
+        failover): the feed was fetched and parsed already, and each attempt is all-or-nothing and
+        idempotent, so retrying loses nothing and stores nothing twice."""
+        deadline = time.monotonic() + self.store_retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return write()
+            except DatabaseUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("poll.store_retry url=%s in=%.1fs error=%s", source.url, delay,
+                            first_line(exc))
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
 
     def _record_unchanged(
         self, source: Source, owner: str, started: datetime, result: FetchResult
@@ -206,12 +305,16 @@ class Pipeline:
             rng=self.rng, retry_after=result.retry_after,
         )
         outcome = PollOutcome(source.id, source.url, kind, status=result.status, moved_to=result.permanent_url)
-        with self.db.connection() as conn:
-            return self._record(
-                conn, source, owner, started, decision, outcome, url=result.permanent_url,
-                etag=result.validators.etag, last_modified=result.validators.last_modified,
-                body_hash=result.body_hash,
-            )
+
+        def write() -> PollOutcome:
+            with self.db.connection() as conn:
+                return self._record(
+                    conn, source, owner, started, decision, outcome, url=result.permanent_url,
+                    etag=result.validators.etag, last_modified=result.validators.last_modified,
+                    body_hash=result.body_hash,
+                )
+
+        return self._retrying(source, write)
 
     def _record_failure(
         self, source: Source, owner: str, started: datetime, exc: SourceError, *, status: int | None = None
@@ -229,9 +332,13 @@ class Pipeline:
             source.id, source.url, "error", status=status, error_kind=exc.kind, error=exc.message,
             disabled=decision.disable_reason,
         )
-        with self.db.connection() as conn:
-            self._record(conn, source, owner, started, decision, outcome, error=exc.message[:2000],
-                         error_kind=exc.kind, permanent_error=not exc.temporary)
+
+        def write() -> PollOutcome:
+            with self.db.connection() as conn:
+                return self._record(conn, source, owner, started, decision, outcome, error=exc.message[:2000],
+                                    error_kind=exc.kind, permanent_error=not exc.temporary)
+
+        self._retrying(source, write)
         if decision.disable_reason:
             log.warning("source.disabled url=%s reason=%s", source.url, decision.disable_reason)
         return outcome

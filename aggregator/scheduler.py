@@ -14,6 +14,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import fetch_log as fetch_log_db
+from aggregator.errors import DatabaseUnavailable, first_line
 from aggregator.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def _safe_tick(worker: Worker) -> None:
     """A failed tick (database restarting, say) is logged and retried at the next tick."""
     try:
         worker.tick()
+    except DatabaseUnavailable as exc:  # expected while the database restarts: one line, no traceback
+        log.warning("scheduler.tick_failed worker=%s error=%s", worker.name, first_line(exc))
     except Exception:
         log.exception("scheduler.tick_failed worker=%s", worker.name)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,19 +59,19 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         from aggregator.fetch import Fetcher
-        from aggregator.pipeline import Pipeline, parse_inline, parse_with
+        from aggregator.pipeline import ParsePool, Pipeline, parse_inline
 
         self.settings = settings
         self.db = open_checked_database(settings)
         self.fetcher = Fetcher(settings)
         processes = settings.parse_processes or os.cpu_count() or 1
-        self._executor = ProcessPoolExecutor(processes) if processes > 1 else None
-        self.parse: ParseFn = parse_with(self._executor) if self._executor else parse_inline
+        self._pool = ParsePool(processes) if processes > 1 else None
+        self.parse: ParseFn = self._pool or parse_inline
         self.pipeline = Pipeline(self.db, self.fetcher, settings, parse=self.parse)
 
     def close(self) -> None:
-        if self._executor:
-            self._executor.shutdown(cancel_futures=True)
+        if self._pool:
+            self._pool.shutdown()
         self.fetcher.close()
         self.db.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from aggregator.db import migrate as migrate_db
 from aggregator.db import posts as posts_db
 from aggregator.db import sources as sources_db
 from aggregator.db.sources import SourceSpec
-from aggregator.errors import ConfigError, SchemaVersionError
+from aggregator.errors import ConfigError, DatabaseUnavailable, SchemaVersionError, StorageError
 from aggregator.models import Post
 from aggregator.service import sync_feeds_file
 
@@ -130,6 +131,35 @@ def test_same_url_from_two_feeds_is_one_article_linked_to_both(db: Database) -> 
     assert links == (2, 1)
 
 
+def test_two_workers_storing_one_new_url_at_once_make_one_article(db: Database, database_url: str) -> None:
+    """Two feeds carrying the same new article, stored by two workers in overlapping transactions:
+    the second must wait for the first and link to its post, not insert a second one."""
+    a = add_source(db, "https://a.example/feed")
+    b = add_source(db, "https://b.example/feed")
+    results: list[posts_db.UpsertResult] = []
+    with psycopg.connect(database_url) as first:  # a transaction, left open while the second runs
+        posts_db.upsert_for_source(first, a, [make_post(1, dedup_key="https://a.example/feed#1", guid="1")], NOW)
+
+        def second() -> None:
+            with psycopg.connect(database_url) as conn:
+                results.append(posts_db.upsert_for_source(
+                    conn, b, [make_post(1, dedup_key="https://b.example/feed#x", guid="x")], NOW))
+
+        worker = threading.Thread(target=second)
+        worker.start()
+        deadline = time.monotonic() + 10
+        with psycopg.connect(database_url, autocommit=True) as watcher:
+            while not watcher.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'").fetchone():
+                assert worker.is_alive() and time.monotonic() < deadline, "the second worker did not wait"
+        first.commit()
+    worker.join(10)
+    assert [r.new for r in results] == [0], "the second worker linked the first one's post"
+    with db.connection() as conn:
+        assert posts_db.count(conn) == 1
+        links = conn.execute("SELECT count(*), count(DISTINCT post_id) FROM post_sources").fetchone()
+    assert links == (2, 1)
+
+
 def test_same_url_twice_in_one_feed_stays_two_posts(db: Database) -> None:
     sid = add_source(db, "https://example.org/feed")
     home = "https://example.org/"
@@ -194,3 +224,28 @@ def test_bad_feeds_file_is_a_clear_error(db: Database, settings: Settings, text:
     settings.feeds_file.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         sync_feeds_file(db, settings)
+
+
+def test_a_connection_lost_mid_transaction_is_unavailable_and_the_next_one_works(database_url: str) -> None:
+    """A restart or failover ends sessions under our feet: that is worth retrying (the pipeline
+    does), and the pool must hand out a live connection next, not the dead one."""
+    database = Database(database_url, max_size=1, wait_seconds=2)
+    with database:
+        with pytest.raises(DatabaseUnavailable), database.connection() as conn:
+            pid = conn.info.backend_pid
+            with psycopg.connect(database_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%(pid)s)", {"pid": pid})
+            conn.execute("SELECT 1")
+        with database.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid != pid
+
+
+def test_a_closed_pool_is_a_plain_storage_error(database_url: str) -> None:
+    """At shutdown the pool closes under polls still running; they must fail at once rather than
+    retry as if the database were away, which would hold the process past its grace period."""
+    database = Database(database_url, max_size=1)
+    database.close()
+    with pytest.raises(StorageError, match="closed") as raised, database.connection():
+        pass
+    assert not isinstance(raised.value, DatabaseUnavailable)

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from aggregator.config import Settings
-from aggregator.errors import StorageError
+from aggregator.errors import ConfigError, DatabaseUnavailable, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,34 @@ def database_url(settings: Settings) -> str:
     return start_embedded(settings.embedded_pgdata())
 
 
-class Database:
-    """A connection pool over one PostgreSQL; `connection()` maps driver errors to StorageError."""
+def check_conninfo(url: str) -> None:
+    """Refuse a malformed DATABASE_URL in words of our own, before any pool retries it.
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    libpq's parse errors quote the text they choke on, which can be the password (a bad %-escape
+    in it) or the whole URL; its messages must not reach a log, a terminal or a traceback, so the
+    original error is not chained either.
+    """
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError("DATABASE_URL is not a valid PostgreSQL URL or key=value string "
+                          "(its text is not shown: it may hold a password)") from None
+
+
+class Database:
+    """A connection pool over one PostgreSQL; `connection()` maps driver errors to StorageError.
+
+    Built to ride out a database restart: every connection is checked as it leaves the pool (a
+    round trip of microseconds), so the first request after a restart gets a fresh connection
+    instead of the dead one; and a caller waits at most `wait_seconds` for a connection while the
+    server is away, then gets DatabaseUnavailable (the API answers 503, a poll retries) instead
+    of hanging.
+    """
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, wait_seconds: float = 10.0) -> None:
+        check_conninfo(url)
         self.url = url
+        self.wait_seconds = wait_seconds
         self.pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -60,6 +83,8 @@ class Database:
             open=False,
             kwargs={"autocommit": False},
             name="aggregator",
+            timeout=wait_seconds,
+            check=ConnectionPool.check_connection,
         )
         try:
             self.pool.open(wait=True, timeout=30)
@@ -75,6 +100,14 @@ class Database:
         try:
             with self.pool.connection() as conn:
                 yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(f"no database connection within {self.wait_seconds:g} s") from exc
+        except PoolClosed as exc:  # we are shutting down: waiting for the database would only delay exit
+            raise StorageError("the database pool is closed (shutting down)") from exc
+        except psycopg.errors.QueryCanceled as exc:  # a statement timeout: the server is there
+            raise StorageError(str(exc).strip()) from exc
+        except psycopg.OperationalError as exc:  # connection lost, server shutting down or unreachable
+            raise DatabaseUnavailable(str(exc).strip()) from exc
         except psycopg.Error as exc:
             raise StorageError(str(exc).strip()) from exc
 
@@ -99,4 +132,4 @@ class Database:
 
 def open_database(settings: Settings, *, max_size: int | None = None) -> Database:
     size = max_size if max_size is not None else max(4, settings.fetch_concurrency + 2)
-    return Database(database_url(settings), max_size=size)
+    return Database(database_url(settings), max_size=size, wait_seconds=settings.db_wait_seconds)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from aggregator.models import Post
 
@@ -95,6 +96,21 @@ def _existing_by_url_elsewhere(
     return {r[2]: StoredPost(*r) for r in rows}
 
 
+def _lock_urls(conn: psycopg.Connection, urls: list[str]) -> None:
+    """Serialize workers storing the same new URL from different sources until this transaction
+    ends: without it, both look for the URL before either commits, and both insert the article.
+    Locks are taken in key order, so two batches sharing URLs cannot deadlock on them; a hash
+    collision only makes two unrelated URLs wait for each other."""
+    if urls:
+        conn.execute(
+            """
+            SELECT count(pg_advisory_xact_lock(k))
+            FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(%(urls)s::text[]) AS u ORDER BY k) AS keys
+            """,
+            {"urls": urls},
+        )
+
+
 def _is_edit(post: Post, stored: StoredPost, source_id: int) -> bool:
     if post.content_hash == stored.content_hash:
         return False
@@ -105,13 +121,13 @@ def _is_edit(post: Post, stored: StoredPost, source_id: int) -> bool:
 
 # One statement per batch, whatever its size: rows travel as a JSON array and are unpacked by
 # jsonb_to_recordset, so statement-level triggers fire once and a feed costs a few round trips.
-_ROW_TYPE = """
+_ROW_TYPE = sql.SQL("""
     dedup_key text, url text, title text, author text, published_at timestamptz, updated_at timestamptz,
     categories text[], html text, text text, summary text, lang text, content_hash text,
     countries text[], primary_countries text[], topics text[], taxonomy_version text, id bigint
-"""
+""")
 
-_INSERT = f"""
+_INSERT = sql.SQL("""
 INSERT INTO posts (dedup_key, url, title, author, published_at, updated_at, categories, html, text,
                    summary, lang, content_hash, countries, primary_countries, topics, taxonomy_version,
                    source_id, first_seen_at, changed_at)
@@ -119,12 +135,12 @@ SELECT r.dedup_key, r.url, r.title, r.author, coalesce(r.published_at, %(now)s),
        r.categories, r.html, r.text, r.summary, r.lang, r.content_hash,
        coalesce(r.countries, '{{}}'), coalesce(r.primary_countries, '{{}}'), coalesce(r.topics, '{{}}'),
        r.taxonomy_version, %(source_id)s, %(now)s, %(now)s
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({_ROW_TYPE})
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({row_type})
 ON CONFLICT (dedup_key) DO NOTHING
 RETURNING id, dedup_key
-"""
+""").format(row_type=_ROW_TYPE)
 
-_UPDATE = f"""
+_UPDATE = sql.SQL("""
 UPDATE posts p SET url = r.url, title = r.title, author = r.author,
        published_at = coalesce(r.published_at, p.published_at), updated_at = r.updated_at,
        categories = r.categories, html = r.html, text = r.text, summary = r.summary, lang = r.lang,
@@ -133,9 +149,9 @@ UPDATE posts p SET url = r.url, title = r.title, author = r.author,
        primary_countries = coalesce(r.primary_countries, p.primary_countries),
        topics = coalesce(r.topics, p.topics),
        taxonomy_version = coalesce(r.taxonomy_version, p.taxonomy_version)
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({_ROW_TYPE})
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({row_type})
 WHERE p.id = r.id
-"""
+""").format(row_type=_ROW_TYPE)
 
 _LINK = """
 INSERT INTO post_sources (post_id, source_id, guid, first_seen_at)
@@ -186,6 +202,7 @@ def upsert_for_source(
     unmatched = [p for p in posts if p.dedup_key not in by_key]
     by_guid = _existing_by_guid_here(conn, [p.guid for p in unmatched], source_id)
     unmatched_urls = sorted({p.url for p in unmatched if p.url and p.guid not in by_guid})
+    _lock_urls(conn, unmatched_urls)
     by_url = _existing_by_url_elsewhere(conn, unmatched_urls, source_id)
 
     matched: dict[int, StoredPost] = {}

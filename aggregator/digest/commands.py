@@ -29,7 +29,7 @@ from aggregator.digest.context import DigestContext
 from aggregator.digest.schedule import next_send, zone
 from aggregator.digest.service import preview, send_due
 from aggregator.digest.subscribe import SubscriptionRequest, normalize_email, subscribe, unsubscribe
-from aggregator.errors import NotFoundError
+from aggregator.errors import DatabaseUnavailable, NotFoundError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def digest_job(settings: Settings, db: Database) -> None:
         if ctx is None:
             ctx = _CONTEXTS[id(db)] = DigestContext.create(settings, db)
         send_due(ctx)
+    except DatabaseUnavailable as exc:  # the next run retries; nothing was half-sent
+        log.warning("digest.job_failed error=%s", first_line(exc))
     except Exception:
         log.exception("digest.job_failed")
 

@@ -76,7 +76,8 @@ def worker_app() -> object:
 
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
-    db = Database(settings.database_url or "", max_size=settings.http_pool_size)
+    db = Database(settings.database_url or "", max_size=settings.http_pool_size,
+                  wait_seconds=settings.db_wait_seconds)
     atexit.register(db.close)
     return create_app(settings, db)
 
