@@ -91,3 +91,6 @@ class FeedContent:
     entries_found: int
     warnings: tuple[str, ...] = field(default=())
     taxonomy_version: str | None = None  # set when the posts carry tags
+    # False when the body was cut short: its validators must not be kept, or the next conditional
+    # GET would answer 304 and the entries lost in the cut would never be read
+    complete: bool = True

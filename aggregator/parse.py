@@ -32,6 +32,8 @@ _JSON_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*\{")
 MAX_ENTITY_VALUE_BYTES = 32
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z]")
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY\s[^\"'>]*(\"[^\"]*\"|'[^']*')[^>]*>")
+_ROOT_END = re.compile(rb"</(?:[\w.-]+:)?(?:feed|rss|RDF)\s*>", re.I)
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:entry|item)\s*>", re.I)
 _JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 
 
@@ -44,6 +46,7 @@ class ParsedFeed:
     version: str
     warnings: tuple[str, ...] = ()
     ill_formed: bool = False  # the XML was broken; feedparser's loose parser recovered what it could
+    cut_short: bool = False  # the body ended inside an entry, which was dropped (finished_entries)
 
 
 def parse_and_normalize(body: bytes, *, url: str, content_type: str | None = None, now: datetime) -> FeedContent:
@@ -69,6 +72,7 @@ def parse_and_normalize(body: bytes, *, url: str, content_type: str | None = Non
         posts=tuple(unique),
         entries_found=len(parsed.entries),
         warnings=tuple(warnings),
+        complete=not parsed.cut_short,
     )
 
 
@@ -97,7 +101,15 @@ def read_feed(body: bytes, *, url: str, content_type: str | None = None) -> Pars
         raise ParseError(url, "no RSS, Atom or RDF feed in the body", kind="not_a_feed")
     warnings = (_warning(problem, len(entries)),) if problem is not None else ()
     ill_formed = problem is not None and not _is_benign(problem)
-    return ParsedFeed(result.get("feed") or {}, entries, result.get("version") or "", warnings, ill_formed)
+    dropped = 0
+    if ill_formed and entries:
+        entries, dropped = finished_entries(body, entries)
+        if dropped:
+            warnings += (f"the body was cut short: dropped {dropped} unfinished entries",)
+        if not entries:
+            raise ParseError(url, "the body was cut short before its first entry ended", kind="malformed")
+    return ParsedFeed(result.get("feed") or {}, entries, result.get("version") or "", warnings, ill_formed,
+                      cut_short=dropped > 0)
 
 
 def defuse_entities(body: bytes) -> bytes:
@@ -117,6 +129,23 @@ def defuse_entities(body: bytes) -> bytes:
 
 def _drop_long_entity(match: re.Match[bytes]) -> bytes:
     return match.group(0) if len(match.group(1)) - 2 <= MAX_ENTITY_VALUE_BYTES else b""
+
+
+def finished_entries(body: bytes, entries: tuple[dict[str, Any], ...]) -> tuple[tuple[dict[str, Any], ...], int]:
+    """The entries of a truncated document that were complete before the cut, and how many were not.
+
+    A body cut short (a dropped connection behind a proxy that still closed the response cleanly, a
+    full disk on the publisher's side) still "parses": the loose parser hands back the last entry
+    half-read, with its id or link cut in the middle, which would be stored as a new post under a
+    wrong key. Entries come in document order, so only as many as there are closing tags were finished.
+    Applies only when the root element never closes: a whole but sloppy feed keeps every entry.
+    """
+    if _ROOT_END.search(body[-512:]):
+        return entries, 0
+    finished = len(_ENTRY_END.findall(body))
+    if finished >= len(entries):
+        return entries, 0
+    return entries[:finished], len(entries) - finished
 
 
 def _looks_like_html(body: bytes, content_type: str | None, version: str | None) -> bool:

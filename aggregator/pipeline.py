@@ -259,6 +259,11 @@ class Pipeline:
             retry_after=result.retry_after,
         )
 
+        kept_validators: dict[str, str | None] = {"etag": None, "last_modified": None, "body_hash": None}
+        if content.complete:  # a cut body is fetched whole next time, not answered 304
+            kept_validators = {"etag": result.validators.etag, "last_modified": result.validators.last_modified,
+                               "body_hash": result.body_hash}
+
         def write() -> PollOutcome:
             with self.db.connection() as conn:
                 stored = posts_db.upsert_for_source(conn, source.id, content.posts, started, content.taxonomy_version)
@@ -270,8 +275,7 @@ class Pipeline:
                 )
                 return self._record(
                     conn, source, owner, started, decision, outcome, url=result.permanent_url,
-                    title=content.meta.title, site_url=content.meta.site_url, etag=result.validators.etag,
-                    last_modified=result.validators.last_modified, body_hash=result.body_hash,
+                    title=content.meta.title, site_url=content.meta.site_url, **kept_validators,
                 )
 
         return self._retrying(source, write)

@@ -239,3 +239,35 @@ def test_real_blogger_feeds_keep_blogger_identities(shared_data: Path) -> None:
             assert post.dedup_key.startswith("tag:blogger.com,1999:blog-"), (path.name, post.dedup_key)
             assert ".post-" in post.dedup_key
             assert not any(c.startswith("http://schemas.google.com/") for c in post.categories)
+
+
+@pytest.mark.parametrize("name", ["blogger_atom.xml", "blogger_rss.xml", "rss_news.xml", "rdf10.xml", "atom03.xml"])
+def test_a_body_cut_anywhere_yields_only_entries_that_were_whole(name: str) -> None:
+    """A truncated body must never produce a post the whole feed doesn't have (an id or link cut in
+    the middle would be stored as a new post): every cut point of the feed, in steps."""
+    body = (FEEDS / name).read_bytes()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    whole = {p.dedup_key: p for p in parse_and_normalize(body, url="https://example.org/feed", now=now).posts}
+    step = max(1, len(body) // 150)
+    recovered = 0
+    for cut in range(100, len(body) - 1, step):
+        try:
+            content = parse_and_normalize(body[:cut], url="https://example.org/feed", now=now)
+        except ParseError:
+            continue
+        for post in content.posts:
+            full = whole.get(post.dedup_key)
+            assert full is not None, f"cut at {cut}: {post.dedup_key!r} is not an entry of the whole feed"
+            assert (post.url, post.title) == (full.url, full.title), f"cut at {cut}"
+            recovered += 1
+    assert recovered > 0, "some cut points should still yield the entries before the cut"
+
+
+def test_a_whole_but_sloppy_feed_keeps_entries_it_never_closed() -> None:
+    """Only a document whose root never closes counts as cut short."""
+    body = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>Sloppy & co</title>"
+            b"<item><title>One</title><link>https://sloppy.example.org/1</link>"
+            b"<item><title>Two</title><link>https://sloppy.example.org/2</link>"
+            b"</channel></rss>")
+    content = parse_and_normalize(body, url="https://sloppy.example.org/feed", now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert {p.url for p in content.posts} == {"https://sloppy.example.org/1", "https://sloppy.example.org/2"}

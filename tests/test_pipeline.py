@@ -108,6 +108,30 @@ def test_server_ignoring_validators_is_caught_by_the_body_hash(
     assert feed_server.requests.for_path("/feed")[1].header("If-None-Match") == '"v1"'
 
 
+def test_a_body_cut_short_keeps_its_whole_entries_and_is_fetched_whole_next_time(
+    db: Database, pipeline: Pipeline, feed_server: FeedServer
+) -> None:
+    """The cut-off response carries the whole feed's ETag: keeping it would get a 304 next time,
+    and the entries lost in the cut would never be read."""
+    body = (DATA / "blogger_rss.xml").read_bytes()
+    items = body.count(b"</item>")
+    assert items == 3
+    cut = body.index(b"</item>", body.index(b"</item>") + 1) + len(b"</item>") + 40  # inside the last item
+    url = feed_server.url("/feed")
+    feed_server.serve("/feed", body[:cut], etag='"whole"')
+    source = add(db, url)
+    first = poll(db, pipeline, url)
+    assert (first.outcome, first.new_posts) == ("ok", 2), first.describe()
+    assert any("cut short" in w for w in first.warnings)
+    assert source_state(db, url).etag is None
+    feed_server.serve("/feed", body, etag='"whole"')
+    second = poll(db, pipeline, url)
+    assert feed_server.requests.for_path("/feed")[1].header("If-None-Match") is None
+    assert (second.outcome, second.new_posts) == ("ok", items - 2), second.describe()
+    assert len(stored_posts(db, source.id)) == items
+    assert source_state(db, url).etag == '"whole"'
+
+
 def test_edited_post_is_updated_in_place(db: Database, pipeline: Pipeline, feed_server: FeedServer) -> None:
     feed_server.serve("/feed", RSS_SAMPLE)
     url = feed_server.url("/feed")
