@@ -1,8 +1,10 @@
-"""SQL for email subscriptions: create, confirm, change, unsubscribe, bounce; due candidates.
+"""SQL for email subscriptions: create, confirm, change, unsubscribe, bounce; due candidates;
+the count of confirmation emails per address.
 
-One live subscription per (email, filter) is the database's job (a partial unique index); the
-functions here keep to the state machine pending -> active -> unsubscribed | bouncing, each
-UPDATE naming the state it expects, so a stale click or a second process changes nothing.
+One live subscription per (email, filter) and one pending subscription per email are the
+database's job (partial unique indexes); the functions here keep to the state machine
+pending -> active -> unsubscribed | bouncing, each UPDATE naming the state it expects, so a stale
+click or a second process changes nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-_COLUMNS = """id, email, filter, filter_key, timezone, send_hour, format, state, origin, watermark,
-              confirm_sent_at, confirmed_at, unsubscribed_at, last_error, created_at, updated_at"""
+from aggregator.errors import StorageError
+
+_COLUMNS = sql.SQL("""id, email, filter, filter_key, timezone, send_hour, format, state, origin, watermark,
+              confirm_sent_at, confirmed_at, unsubscribed_at, last_error, created_at, updated_at""")
+CONFIRMATION_LOCK = 72_420  # advisory lock class (two-key form): "confirmation emails to one address"
 
 
 @dataclass(slots=True)
@@ -60,48 +66,63 @@ class DueCandidate:
     unfinished: bool  # a digest of it is still pending or being sent
 
 
-def _one(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Subscription | None:
+def _one(conn: psycopg.Connection, query: sql.Composable, params: dict[str, Any]) -> Subscription | None:
     return conn.cursor(row_factory=class_row(Subscription)).execute(query, params).fetchone()
 
 
 def create(conn: psycopg.Connection, new: NewSubscription) -> tuple[Subscription, bool]:
-    """Insert a pending subscription, or return the live one with this email and filter (a
-    pending one takes the new time and format: nobody has confirmed the old ones)."""
+    """Insert a pending subscription, or return the one this request is about (False):
+    - the live one with this email and filter (a pending one takes the new time and format:
+      nobody has confirmed the old ones);
+    - else the address's pending one, which becomes this request (filter, time, format, spelling
+      of the address): one pending subscription per address, so varying the filter cannot
+      multiply confirmation emails, and the link confirms what was asked last."""
     params = {"email": new.email, "filter": Jsonb(new.filter), "filter_key": new.filter_key,
               "timezone": new.timezone, "send_hour": new.send_hour, "format": new.format, "origin": new.origin}
-    created = _one(conn, f"""
-        INSERT INTO subscriptions (email, filter, filter_key, timezone, send_hour, format, origin)
-        VALUES (%(email)s, %(filter)s, %(filter_key)s, %(timezone)s, %(send_hour)s, %(format)s, %(origin)s)
-        ON CONFLICT (lower(email), filter_key) WHERE state <> 'unsubscribed' DO NOTHING
-        RETURNING {_COLUMNS}
-    """, params)
-    if created is not None:
-        return created, True
-    found = _one(conn, f"""
-        UPDATE subscriptions
-        SET timezone = CASE WHEN state = 'pending' THEN %(timezone)s ELSE timezone END,
-            send_hour = CASE WHEN state = 'pending' THEN %(send_hour)s ELSE send_hour END,
-            format = CASE WHEN state = 'pending' THEN %(format)s ELSE format END,
-            updated_at = now()
-        WHERE lower(email) = lower(%(email)s) AND filter_key = %(filter_key)s AND state <> 'unsubscribed'
-        RETURNING {_COLUMNS}
-    """, params)
-    if found is None:  # unsubscribed between the two statements: try once more
-        return create(conn, new)
-    return found, False
+    for _ in range(3):  # a conflicting row that changes state between the statements: look again
+        created = _one(conn, sql.SQL("""
+            INSERT INTO subscriptions (email, filter, filter_key, timezone, send_hour, format, origin)
+            VALUES (%(email)s, %(filter)s, %(filter_key)s, %(timezone)s, %(send_hour)s, %(format)s, %(origin)s)
+            ON CONFLICT DO NOTHING
+            RETURNING {columns}
+        """).format(columns=_COLUMNS), params)
+        if created is not None:
+            return created, True
+        found = _one(conn, sql.SQL("""
+            UPDATE subscriptions
+            SET timezone = CASE WHEN state = 'pending' THEN %(timezone)s ELSE timezone END,
+                send_hour = CASE WHEN state = 'pending' THEN %(send_hour)s ELSE send_hour END,
+                format = CASE WHEN state = 'pending' THEN %(format)s ELSE format END,
+                updated_at = now()
+            WHERE lower(email) = lower(%(email)s) AND filter_key = %(filter_key)s AND state <> 'unsubscribed'
+            RETURNING {columns}
+        """).format(columns=_COLUMNS), params)
+        if found is not None:
+            return found, False
+        taken = _one(conn, sql.SQL("""
+            UPDATE subscriptions
+            SET email = %(email)s, filter = %(filter)s, filter_key = %(filter_key)s, timezone = %(timezone)s,
+                send_hour = %(send_hour)s, format = %(format)s, origin = %(origin)s, updated_at = now()
+            WHERE lower(email) = lower(%(email)s) AND state = 'pending'
+            RETURNING {columns}
+        """).format(columns=_COLUMNS), params)
+        if taken is not None:
+            return taken, False
+    raise StorageError("subscriptions: the address's subscriptions kept changing while subscribing")
 
 
 def get(conn: psycopg.Connection, sub_id: int) -> Subscription | None:
-    return _one(conn, f"SELECT {_COLUMNS} FROM subscriptions WHERE id = %(id)s", {"id": sub_id})
+    return _one(conn, sql.SQL("SELECT {columns} FROM subscriptions WHERE id = %(id)s").format(columns=_COLUMNS),
+                {"id": sub_id})
 
 
 def list_all(conn: psycopg.Connection, *, include_ended: bool = False, email: str | None = None) -> list[Subscription]:
     cur = conn.cursor(row_factory=class_row(Subscription))
-    return cur.execute(f"""
-        SELECT {_COLUMNS} FROM subscriptions
+    return cur.execute(sql.SQL("""
+        SELECT {columns} FROM subscriptions
         WHERE (%(all)s OR state <> 'unsubscribed') AND (%(email)s::text IS NULL OR lower(email) = lower(%(email)s))
         ORDER BY id
-    """, {"all": include_ended, "email": email}).fetchall()
+    """).format(columns=_COLUMNS), {"all": include_ended, "email": email}).fetchall()
 
 
 def confirm(conn: psycopg.Connection, sub_id: int, now: datetime, first_window_start: datetime) -> bool:
@@ -140,13 +161,15 @@ def mark_bouncing(conn: psycopg.Connection, sub_id: int, error: str) -> None:
 def unconfirmed(conn: psycopg.Connection, *, limit: int = 200) -> list[Subscription]:
     """Pending subscriptions whose confirmation email has not gone out yet."""
     cur = conn.cursor(row_factory=class_row(Subscription))
-    return cur.execute(f"""
-        SELECT {_COLUMNS} FROM subscriptions WHERE state = 'pending' AND confirm_sent_at IS NULL
+    return cur.execute(sql.SQL("""
+        SELECT {columns} FROM subscriptions WHERE state = 'pending' AND confirm_sent_at IS NULL
         ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-    """, {"limit": limit}).fetchall()
+    """).format(columns=_COLUMNS), {"limit": limit}).fetchall()
 
 
 def mark_confirmation_sent(conn: psycopg.Connection, sub_id: int, now: datetime) -> None:
+    """Out of the queue: sent, bounced, or dropped by the per-address limit (which then, like a
+    real send, starts the wait before a repeated request may queue it again)."""
     conn.execute("UPDATE subscriptions SET confirm_sent_at = %(now)s WHERE id = %(id)s", {"id": sub_id, "now": now})
 
 
@@ -157,6 +180,32 @@ def request_confirmation_again(conn: psycopg.Connection, sub_id: int, not_after:
         UPDATE subscriptions SET confirm_sent_at = NULL
         WHERE id = %(id)s AND state = 'pending' AND confirm_sent_at < %(not_after)s
     """, {"id": sub_id, "not_after": not_after}).rowcount == 1
+
+
+def confirmations_sent_to(conn: psycopg.Connection, email: str, since: datetime) -> int:
+    """Confirmation emails this address got since `since`. It also locks the address until the
+    transaction ends, so that two processes cannot both see room for one more: count, send and
+    `record_confirmation` belong in one transaction."""
+    conn.execute("SELECT pg_advisory_xact_lock(%(lock)s, hashtext(lower(%(email)s)))",
+                 {"lock": CONFIRMATION_LOCK, "email": email})
+    row = conn.execute("""
+        SELECT count(*) FROM confirmation_sends
+        WHERE address_hash = sha256(convert_to(lower(%(email)s), 'UTF8')) AND sent_at > %(since)s
+    """, {"email": email, "since": since}).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def record_confirmation(conn: psycopg.Connection, email: str, now: datetime) -> None:
+    conn.execute("""
+        INSERT INTO confirmation_sends (address_hash, sent_at)
+        VALUES (sha256(convert_to(lower(%(email)s), 'UTF8')), %(now)s)
+    """, {"email": email, "now": now})
+
+
+def forget_confirmations(conn: psycopg.Connection, before: datetime) -> int:
+    """Counts older than the limit's window matter no more (and hold hashes of addresses)."""
+    return conn.execute("DELETE FROM confirmation_sends WHERE sent_at < %(before)s", {"before": before}).rowcount
 
 
 def due_candidates(conn: psycopg.Connection) -> list[DueCandidate]:
@@ -182,4 +231,5 @@ def app_secret(conn: psycopg.Connection, name: str) -> bytes:
 
 def list_by_ids(conn: psycopg.Connection, ids: list[int]) -> list[Subscription]:
     cur = conn.cursor(row_factory=class_row(Subscription))
-    return cur.execute(f"SELECT {_COLUMNS} FROM subscriptions WHERE id = ANY(%(ids)s)", {"ids": ids}).fetchall()
+    return cur.execute(sql.SQL("SELECT {columns} FROM subscriptions WHERE id = ANY(%(ids)s)").format(columns=_COLUMNS),
+                       {"ids": ids}).fetchall()

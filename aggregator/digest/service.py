@@ -20,6 +20,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+
 from aggregator.db import digests as digests_db
 from aggregator.db import subscriptions as subs_db
 from aggregator.db.digests import DigestRow
@@ -202,12 +204,23 @@ def _retry(ctx: DigestContext, row: DigestRow, owner: str, now: datetime, report
 
 
 def send_confirmations(ctx: DigestContext, sender: Sender, now: datetime) -> int:
-    """Confirmation emails still to send; a failure leaves them queued for the next run."""
+    """Confirmation emails still to send; a failure leaves them queued for the next run.
+
+    An address that got SUBSCRIBE_ADDRESS_LIMIT of them within the window gets no more: the
+    request is dropped, not deferred (a flood held back is still a flood, only later); a request
+    made once the window has room sends again. The count is in the database, shared by every
+    process that sends."""
+    window = timedelta(hours=ctx.settings.subscribe_address_window_hours)
+    with ctx.db.connection() as conn:
+        subs_db.forget_confirmations(conn, now - window)
     sent = 0
     while True:
         with ctx.db.connection() as conn:
             pending = subs_db.unconfirmed(conn, limit=100)
             for sub in pending:
+                if _address_limit_reached(ctx, conn, sub, now - window):
+                    subs_db.mark_confirmation_sent(conn, sub.id, now)
+                    continue
                 try:
                     outcome = sender.send(confirmation_message(ctx, sub, now), sub.email)
                 except DeliveryError as exc:
@@ -217,6 +230,7 @@ def send_confirmations(ctx: DigestContext, sender: Sender, now: datetime) -> int
                     log.warning("subscription.confirmation_unsent id=%d reply=%s", sub.id, outcome.detail)
                     return sent
                 subs_db.mark_confirmation_sent(conn, sub.id, now)
+                subs_db.record_confirmation(conn, sub.email, now)  # a bounce reached the address's server too
                 if outcome.status == "bounced":
                     subs_db.unsubscribe(conn, sub.id, now)
                     log.warning("subscription.confirmation_bounced id=%d reply=%s", sub.id, outcome.detail)
@@ -224,6 +238,21 @@ def send_confirmations(ctx: DigestContext, sender: Sender, now: datetime) -> int
                     sent += 1
         if len(pending) < 100:
             return sent
+
+
+def _address_limit_reached(ctx: DigestContext, conn: psycopg.Connection, sub: Subscription,
+                           since: datetime) -> bool:
+    """Counting locks the address until `conn` commits, after the send is recorded: two processes
+    cannot both take the last place. Logged by subscription id: the address is personal data."""
+    limit = ctx.settings.subscribe_address_limit
+    if not limit:
+        return False
+    count = subs_db.confirmations_sent_to(conn, sub.email, since)
+    if count < limit:
+        return False
+    log.warning("subscription.confirmation_limited id=%d sent=%d limit=%d window_hours=%g: not sent",
+                sub.id, count, limit, ctx.settings.subscribe_address_window_hours)
+    return True
 
 
 def confirmation_message(ctx: DigestContext, sub: Subscription, now: datetime) -> render.Outgoing:

@@ -5,6 +5,12 @@ A filter is stored in its canonical form (the query parameters of GET /api/v1/po
 checked against the taxonomy, sorted, defaults left out) so that equal filters are equal keys:
 that is what makes "one live subscription per (email, filter)" a unique index, and what lets the
 digest job query the posts of each distinct filter once.
+
+Nobody can be mail-bombed through the subscribe form: an address has at most one pending
+(unconfirmed) subscription, whatever its filter. A request for another filter takes it over (the
+newest request is what its link confirms: people refine a filter before confirming) and its
+confirmation goes out again at most once per RESEND_AFTER. The sender also caps confirmation
+emails per address (service.send_confirmations); the web routes cap requests per client.
 """
 
 from __future__ import annotations
@@ -102,8 +108,10 @@ def check_preferences(timezone: str, send_hour: int, format: str) -> None:
 
 def subscribe(ctx: DigestContext, req: SubscriptionRequest, *, now: datetime | None = None,
               confirmed: bool = False) -> tuple[Subscription, bool]:
-    """Create (or find) the subscription; queue its confirmation email (or, `confirmed`, an
-    operator's word, activate it at once). Returns it and whether it is new."""
+    """Create (or find, or take over the address's pending one: see the module's docstring) the
+    subscription; queue its confirmation email (or, `confirmed`, an operator's word, activate it at
+    once). Returns it and whether it is new. What it returns must not reach an anonymous caller:
+    it tells whether the address had subscriptions."""
     now = now or datetime.now(UTC)
     email = normalize_email(req.email)
     canonical, _ = canonical_filter(req, ctx.vocabulary)

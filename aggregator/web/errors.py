@@ -6,6 +6,7 @@
     InvalidQueryError        400 invalid_parameter   (our parsers: names the parameter)
     RequestValidationError   422 invalid_request     (FastAPI's own checks of path and body)
     NotFoundError            404 not_found
+    RateLimitError           429 too_many_requests   (with Retry-After)
     StorageError             503 unavailable         (database down, statement timeout, old schema)
     HTTPException            its status              (401 unauthorized, 404 unknown route, 405 …)
     anything else            500 internal_error      (a bug: logged with its traceback)
@@ -21,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from aggregator.errors import InvalidQueryError, NotFoundError, StorageError
+from aggregator.errors import InvalidQueryError, NotFoundError, RateLimitError, StorageError
 from aggregator.web.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such thing."}}
+RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorBody, "description": "Too many requests from this client: retry after Retry-After seconds."}}
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
@@ -64,6 +67,9 @@ def to_response(exc: Exception) -> JSONResponse:
                               {"parameter": parameter, "errors": problems})
     if isinstance(exc, NotFoundError):
         return error_response(404, "not_found", str(exc), {"what": exc.what})
+    if isinstance(exc, RateLimitError):
+        return error_response(429, "too_many_requests", str(exc), {"retry_after": exc.retry_after},
+                              headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, StorageError):
         log.warning("api.storage_error error=%s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return error_response(503, "unavailable", "the database is unavailable or the query took too long",
@@ -79,5 +85,6 @@ def install(app: FastAPI) -> None:
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         return to_response(exc)
 
-    for exc_type in (InvalidQueryError, RequestValidationError, NotFoundError, StorageError, HTTPException, Exception):
+    for exc_type in (InvalidQueryError, RequestValidationError, NotFoundError, RateLimitError, StorageError,
+                     HTTPException, Exception):
         app.add_exception_handler(exc_type, handle)

@@ -10,21 +10,30 @@ JavaScript), and the pages behind the signed links of the emails.
 
 GETs change nothing: mail scanners open links in emails, and an unsubscribe or a confirmation
 must come from the person. The API answers the same whether the address was new, pending or
-already subscribed, so it tells nobody who subscribes to what.
+already subscribed (or over its confirmation limit), so it tells nobody who subscribes to what.
+
+Neither POST can mail-bomb anyone: one client IP may subscribe SUBSCRIBE_CLIENT_PER_MINUTE /
+_PER_HOUR times (API and form together, per web process; then 429 with Retry-After), an address
+has one pending subscription at a time (digest.subscribe), and it gets at most
+SUBSCRIBE_ADDRESS_LIMIT confirmations per window (digest.service.send_confirmations).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from aggregator.config import Settings
 from aggregator.digest import render, subscribe
 from aggregator.digest.build import filter_label
 from aggregator.digest.context import DigestContext
@@ -32,10 +41,13 @@ from aggregator.digest.links import CONFIRM_PATH, MANAGE_PATH, UNSUBSCRIBE_PATH
 from aggregator.digest.schedule import zone_names
 from aggregator.digest.send import open_sender
 from aggregator.digest.service import send_confirmations
-from aggregator.errors import InvalidQueryError
+from aggregator.errors import InvalidQueryError, RateLimitError
 from aggregator.query import multi_dict
 from aggregator.web.context import ApiContext
-from aggregator.web.errors import ERROR_RESPONSES
+from aggregator.web.errors import ERROR_RESPONSES, RATE_LIMITED_RESPONSE
+from aggregator.web.ratelimit import ClientLimiter, Limit, client_key
+
+log = logging.getLogger(__name__)
 
 MAX_FORM_BYTES = 64 * 1024
 _FIELD_NAMES = {"country": "countries", "region": "regions", "topic": "topics"}
@@ -67,10 +79,26 @@ def _api_error(exc: InvalidQueryError) -> InvalidQueryError:
     return InvalidQueryError(name, exc.message)
 
 
+def client_limit(settings: Settings) -> Callable[[Request], None]:
+    """One budget for the API and the form of one app (one web process): they do the same thing."""
+    limiter = ClientLimiter([Limit(settings.subscribe_client_per_minute, 60.0),
+                             Limit(settings.subscribe_client_per_hour, 3600.0)])
+
+    def check(request: Request) -> None:
+        client = client_key(request.client.host if request.client else None)
+        wait = limiter.check(client, time.monotonic())
+        if wait:
+            log.warning("subscription.client_limited client=%s retry_after=%.0f", client, wait)
+            raise RateLimitError("subscription requests from this client", wait)
+
+    return check
+
+
 def subscriptions_router(api: ApiContext) -> APIRouter:
     router = APIRouter(tags=["subscriptions"])
     lock = threading.Lock()
     holder: dict[str, DigestContext] = {}
+    limit_client = client_limit(api.settings)
 
     def digest_context() -> DigestContext:
         """Built at first use: it reads (or makes) the link-signing key in the database."""
@@ -89,20 +117,22 @@ def subscriptions_router(api: ApiContext) -> APIRouter:
         background.add_task(run)
 
     @router.post("/api/v1/subscriptions", status_code=202, response_model=SubscriptionAccepted,
-                 responses=ERROR_RESPONSES, summary="Subscribe an email address to a daily digest of a filter")
+                 responses={**ERROR_RESPONSES, **RATE_LIMITED_RESPONSE}, dependencies=[Depends(limit_client)],
+                 summary="Subscribe an email address to a daily digest of a filter")
     def create(body: SubscriptionCreate, background: BackgroundTasks) -> SubscriptionAccepted:
         req = subscribe.SubscriptionRequest(
             email=body.email, countries=body.countries, regions=body.regions, topics=body.topics, q=body.q,
             role=body.role, match=body.match, timezone=body.timezone, send_hour=body.send_hour,
             format=body.format, origin="api")
         try:
-            sub, _ = subscribe.subscribe(digest_context(), req)
+            subscribe.subscribe(digest_context(), req)
         except InvalidQueryError as exc:
             raise _api_error(exc) from exc
         confirm_soon(background)
-        return SubscriptionAccepted(email=sub.email)
+        # The address as given (normalized), never as stored: its stored spelling would tell an earlier request.
+        return SubscriptionAccepted(email=subscribe.normalize_email(body.email))
 
-    _pages(router, api, digest_context, confirm_soon)
+    _pages(router, api, digest_context, confirm_soon, limit_client)
     return router
 
 
@@ -111,6 +141,14 @@ def page(title: str, status: int = 200, **context: Any) -> HTMLResponse:
     body = render.render(name, title=title, **{"lines": [], "action": None, "button": "", "quiet": False, **context})
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store",
                                                            "X-Robots-Tag": "noindex"})
+
+
+def _too_many(exc: RateLimitError) -> HTMLResponse:
+    wait = f"{exc.retry_after} seconds" if exc.retry_after < 120 else f"{math.ceil(exc.retry_after / 60)} minutes"
+    response = page("Too many requests", 429, lines=[
+        "Too many subscription requests came from your connection.", f"Please try again in {wait}."])
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _bad_link(exc: InvalidQueryError) -> HTMLResponse:
@@ -147,7 +185,7 @@ def _request_from_form(form: dict[str, list[str]]) -> subscribe.SubscriptionRequ
 
 
 def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], DigestContext],
-           confirm_soon: Callable[[BackgroundTasks], None]) -> None:
+           confirm_soon: Callable[[BackgroundTasks], None], limit_client: Callable[[Request], None]) -> None:
     blank = {"email": "", "region": [], "country": [], "country_other": "", "topic": [], "q": "", "send_hour": 8,
              "timezone": "UTC", "format": "html"}
 
@@ -158,10 +196,14 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
 
     @router.post("/subscribe", response_class=HTMLResponse, include_in_schema=False)
     async def subscribe_post(request: Request, background: BackgroundTasks) -> HTMLResponse:
+        try:
+            limit_client(request)
+        except RateLimitError as exc:
+            return _too_many(exc)
         form = await form_data(request)
         req = _request_from_form(form)
         try:
-            sub, _ = subscribe.subscribe(digest_context(), req)
+            subscribe.subscribe(digest_context(), req)
         except InvalidQueryError as exc:
             shown = {**blank, **{k: v for k, v in form.items() if k in ("region", "country", "topic")},
                      **{k: _first(form, k) for k in ("email", "country_other", "q", "timezone", "format")},
@@ -170,7 +212,8 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
                         error=str(_api_error(exc)), **_form_choices(api))
         confirm_soon(background)
         return page("Check your inbox", lines=[
-            f"If {sub.email} is not subscribed to this digest yet, a confirmation link is on its way.",
+            f"If {subscribe.normalize_email(req.email)} is not subscribed to this digest yet, a confirmation link "
+            "is on its way.",
             "Nothing else is sent until you open it."])
 
     @router.get(CONFIRM_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)

@@ -86,6 +86,9 @@ def api_settings(database_url: str, tmp: Path, **overrides: object) -> Settings:
         "allow_private_networks": True, "fetch_deadline": 5.0, "connect_timeout": 2.0, "parse_processes": 1,
         "fetch_concurrency": 4, "api_counts_cache_seconds": 0.0, "admin_api_key": ADMIN_KEY,
         "cors_origins": "https://analyst.example", "api_max_limit": 100,
+        # The per-client subscribe limit would turn most of the fuzzer's requests into 429s;
+        # tests/security/test_subscribe_abuse.py tests it.
+        "subscribe_client_per_minute": 0, "subscribe_client_per_hour": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -62,7 +62,8 @@ def dsettings(settings: Settings, smtp: SmtpSink) -> Settings:
 @pytest.fixture
 def dctx(dsettings: Settings, db: Database) -> DigestContext:
     with db.connection() as conn:
-        conn.execute(sql.SQL("TRUNCATE digests, subscriptions, app_secrets RESTART IDENTITY CASCADE"))
+        conn.execute(sql.SQL("TRUNCATE digests, subscriptions, confirmation_sends, app_secrets "
+                             "RESTART IDENTITY CASCADE"))
     return DigestContext.create(dsettings, db)
 
 
