@@ -57,8 +57,8 @@ class WindowPost:
     total: int  # matches in the window, of which these rows are the newest
 
 
-_COLUMNS = """id, subscription_id, period, state, window_start, window_end, message_id, items, attempts,
-              uncertain, next_attempt_at, last_error, sent_at"""
+_COLUMNS = sql.SQL("""id, subscription_id, period, state, window_start, window_end, message_id, items, attempts,
+              uncertain, next_attempt_at, last_error, sent_at""")
 
 
 def claim(conn: psycopg.Connection, periods: dict[int, date], *, window_end: datetime, now: datetime,
@@ -85,12 +85,12 @@ def claim(conn: psycopg.Connection, periods: dict[int, date], *, window_end: dat
 def recover_stale(conn: psycopg.Connection, now: datetime) -> list[DigestRow]:
     """Digests whose sender died mid-send: back to pending, flagged as possibly delivered."""
     cur = conn.cursor(row_factory=class_row(DigestRow))
-    return cur.execute(f"""
+    return cur.execute(sql.SQL("""
         UPDATE digests SET state = 'pending', uncertain = true, lease_owner = NULL, lease_until = NULL,
                next_attempt_at = %(now)s, last_error = 'interrupted while sending: may have been delivered'
         WHERE state = 'sending' AND lease_until < %(now)s
-        RETURNING {_COLUMNS}
-    """, {"now": now}).fetchall()
+        RETURNING {columns}
+    """).format(columns=_COLUMNS), {"now": now}).fetchall()
 
 
 def take_ready(conn: psycopg.Connection, *, owner: str, now: datetime, lease_until: datetime,
@@ -98,13 +98,13 @@ def take_ready(conn: psycopg.Connection, *, owner: str, now: datetime, lease_unt
     """Lease up to `limit` digests that are ready to (re)send; the attempt is counted now, before
     any byte goes out, so a crash is counted too. SKIP LOCKED: concurrent senders take disjoint sets."""
     cur = conn.cursor(row_factory=class_row(DigestRow))
-    return cur.execute(f"""
+    return cur.execute(sql.SQL("""
         UPDATE digests SET state = 'sending', attempts = attempts + 1, lease_owner = %(owner)s,
                lease_until = %(lease_until)s
         WHERE id IN (SELECT id FROM digests WHERE state = 'pending' AND next_attempt_at <= %(now)s
                      ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-        RETURNING {_COLUMNS}
-    """, {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit}).fetchall()
+        RETURNING {columns}
+    """).format(columns=_COLUMNS), {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit}).fetchall()
 
 
 def finish(conn: psycopg.Connection, digest_id: int, *, owner: str, state: str, now: datetime,
@@ -139,8 +139,8 @@ def retry_later(conn: psycopg.Connection, digest_id: int, *, owner: str, at: dat
 
 def of_subscription(conn: psycopg.Connection, sub_id: int) -> list[DigestRow]:
     cur = conn.cursor(row_factory=class_row(DigestRow))
-    return cur.execute(f"SELECT {_COLUMNS} FROM digests WHERE subscription_id = %(id)s ORDER BY period, id",
-                       {"id": sub_id}).fetchall()
+    statement = sql.SQL("SELECT {columns} FROM digests WHERE subscription_id = %(id)s ORDER BY period, id")
+    return cur.execute(statement.format(columns=_COLUMNS), {"id": sub_id}).fetchall()
 
 
 def posts_in_window(conn: psycopg.Connection, post_filter: PostFilter, start: datetime, end: datetime, *,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 
@@ -22,17 +23,17 @@ class SavedFeed:
     updated_at: datetime
 
 
-_COLUMNS = "slug, title, query, created_at, updated_at"
+_COLUMNS = sql.SQL("slug, title, query, created_at, updated_at")
 
 
 def upsert(conn: psycopg.Connection, slug: str, title: str | None, query: str) -> tuple[SavedFeed, bool]:
     """Store or replace the saved feed `slug`; True when it was new (xmax = 0: no earlier row version)."""
     row = conn.execute(
-        f"""
+        sql.SQL("""
         INSERT INTO saved_feeds (slug, title, query) VALUES (%(slug)s, %(title)s, %(query)s)
         ON CONFLICT (slug) DO UPDATE SET title = excluded.title, query = excluded.query, updated_at = now()
-        RETURNING {_COLUMNS}, xmax = 0
-        """,
+        RETURNING {columns}, xmax = 0
+        """).format(columns=_COLUMNS),
         {"slug": slug, "title": title, "query": query},
     ).fetchone()
     assert row is not None  # INSERT … RETURNING always returns the row
@@ -41,12 +42,13 @@ def upsert(conn: psycopg.Connection, slug: str, title: str | None, query: str) -
 
 def get(conn: psycopg.Connection, slug: str) -> SavedFeed | None:
     cur = conn.cursor(row_factory=class_row(SavedFeed))
-    return cur.execute(f"SELECT {_COLUMNS} FROM saved_feeds WHERE slug = %(slug)s", {"slug": slug}).fetchone()
+    statement = sql.SQL("SELECT {columns} FROM saved_feeds WHERE slug = %(slug)s").format(columns=_COLUMNS)
+    return cur.execute(statement, {"slug": slug}).fetchone()
 
 
 def list_all(conn: psycopg.Connection) -> list[SavedFeed]:
     cur = conn.cursor(row_factory=class_row(SavedFeed))
-    return cur.execute(f"SELECT {_COLUMNS} FROM saved_feeds ORDER BY slug").fetchall()
+    return cur.execute(sql.SQL("SELECT {columns} FROM saved_feeds ORDER BY slug").format(columns=_COLUMNS)).fetchall()
 
 
 def delete(conn: psycopg.Connection, slug: str) -> bool:

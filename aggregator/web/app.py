@@ -28,6 +28,7 @@ from aggregator.web.feeds import feeds_router
 from aggregator.web.metrics import LatencyMiddleware, Metrics
 from aggregator.web.rollup import FacetRefresher
 from aggregator.web.schemas import Health
+from aggregator.web.security import SecurityHeadersMiddleware
 from aggregator.web.sources import sources_router
 from aggregator.web.subscriptions import subscriptions_router
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Any = None) -> Fas
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET"],
                            allow_headers=["If-None-Match"], expose_headers=["ETag"], max_age=600)
+    app.add_middleware(SecurityHeadersMiddleware, site=app)
     app.add_middleware(LatencyMiddleware, metrics=metrics)  # outermost: times everything, gzip included
     return app
 
