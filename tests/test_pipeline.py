@@ -4,7 +4,10 @@ fetch -> parse -> normalize -> store, and every failure recorded on its own sour
 from __future__ import annotations
 
 import html
+import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +23,8 @@ from aggregator.fetch import Fetcher
 from aggregator.normalize import canonical_url
 from aggregator.pipeline import Pipeline, PollOutcome
 from aggregator.worker import Worker
-from tests.support.feedserver import RSS_SAMPLE, FeedServer
+from tests.support.feedserver import RSS_SAMPLE, Exchange, FeedServer
+from tests.support.tcpproxy import DatabaseProxy
 
 DATA = Path(__file__).parent / "data" / "feeds"
 SHARED_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
@@ -130,6 +134,45 @@ def test_a_body_cut_short_keeps_its_whole_entries_and_is_fetched_whole_next_time
     assert (second.outcome, second.new_posts) == ("ok", items - 2), second.describe()
     assert len(stored_posts(db, source.id)) == items
     assert source_state(db, url).etag == '"whole"'
+
+
+def test_a_poll_whose_database_goes_away_retries_its_write_and_stores_once(
+    db: Database, settings: Settings, feed_server: FeedServer, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database restarts while a poll is fetching: the fetched and parsed feed is not thrown
+    away, the write is retried until the database is back, and nothing is stored twice."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def held_feed(exchange: Exchange) -> None:
+        arrived.set()
+        release.wait(10)
+        exchange.send(200, RSS_SAMPLE, {"Content-Type": "application/rss+xml"})
+
+    feed_server.route("/held", held_feed)
+    url = feed_server.url("/held")
+    add(db, url)
+    caplog.set_level(logging.WARNING, logger="aggregator.pipeline")
+    outcomes: list[PollOutcome] = []
+    with (DatabaseProxy(database_url) as proxy, Database(proxy.url, max_size=2, wait_seconds=1) as through_proxy,
+          Fetcher(settings) as fetcher):
+        pipeline = Pipeline(through_proxy, fetcher, settings)
+        with db.connection() as conn:
+            [source] = sources_db.claim_due(conn, owner="test", limit=1, lease_seconds=60, urls=[url])
+        polling = threading.Thread(target=lambda: outcomes.append(pipeline.update(source, "test")))
+        polling.start()
+        assert arrived.wait(10), "the poll reached the feed"
+        proxy.cut()
+        release.set()
+        deadline = time.monotonic() + 20
+        while "poll.store_retry" not in caplog.text:
+            assert time.monotonic() < deadline and polling.is_alive(), caplog.text
+            time.sleep(0.05)
+        proxy.restore()
+        polling.join(30)
+    [outcome] = outcomes
+    assert (outcome.outcome, outcome.new_posts) == ("ok", 1), outcome.describe()
+    assert len(stored_posts(db, source.id)) == 1
+    assert source_state(db, url).lease_owner is None
 
 
 def test_edited_post_is_updated_in_place(db: Database, pipeline: Pipeline, feed_server: FeedServer) -> None:
