@@ -62,9 +62,7 @@ def _exit_with_worker(worker_pid: int) -> None:
             time.sleep(1.0)
             try:
                 os.kill(worker_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:  # the pid was reused by another user's process: ours is gone
+            except (ProcessLookupError, PermissionError):  # gone, or its pid reused by another user's process
                 os._exit(0)
 
     threading.Thread(target=watch, name="worker-watch", daemon=True).start()
