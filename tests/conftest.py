@@ -20,6 +20,7 @@ from psycopg import sql
 from aggregator.config import Settings
 from aggregator.db import Database, start_embedded
 from aggregator.db import migrate as migrate_db
+from tests.digest.smtpsink import smtp  # noqa: F401  (fixture)
 from tests.support.feedserver import feed_server  # noqa: F401  (fixture)
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"

@@ -11,6 +11,7 @@ import pytest
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.db import Database
+from tests.support.environment import use_cli_environment
 from tests.support.feedserver import RSS_SAMPLE, Exchange, FeedServer
 
 BLOG = "tag:blogger.com,1999:blog-4242"
@@ -18,14 +19,8 @@ BLOG = "tag:blogger.com,1999:blog-4242"
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Database, tmp_path: Path) -> Iterator[None]:
-    for name, value in {
-        "DATABASE_URL": settings.database_url or "",
-        "AGGREGATOR_ALLOW_PRIVATE_NETWORKS": "true",
-        "AGGREGATOR_PARSE_PROCESSES": "1",
-        "AGGREGATOR_FEEDS_FILE": str(tmp_path / "feeds.yaml"),
-        "AGGREGATOR_DATA_DIR": str(tmp_path / "var"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_cli_environment(monkeypatch, settings.database_url or "", tmp_path,
+                        AGGREGATOR_ALLOW_PRIVATE_NETWORKS="true")
     yield
 
 

@@ -4,7 +4,6 @@ and posts ingested through the real pipeline from feeds served by the real local
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
@@ -14,16 +13,12 @@ from psycopg import sql
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import sources as sources_db
 from aggregator.db import subscriptions as subs_db
-from aggregator.db.sources import SourceSpec
 from aggregator.digest.context import DigestContext
 from aggregator.digest.subscribe import SubscriptionRequest, subscribe
-from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline
-from aggregator.worker import Worker
 from tests.digest.smtpsink import SmtpSink
 from tests.support.feedserver import FeedServer
+from tests.support.polling import serve_and_poll
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -34,14 +29,6 @@ SEED = ("seed", "window-on-eurasia-2022-01-07.txt")
 PUBLIC = "https://digest.example.org"
 STORY_FEEDS = {"/steppe-wire.rss": "steppe_wire.rss", "/caspian-daily.rss": "caspian_daily.rss",
                "/world-desk.rss": "world_desk.rss"}
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 def digest_settings(settings: Settings, smtp: SmtpSink | None, **overrides: object) -> Settings:
@@ -69,20 +56,9 @@ def dctx(dsettings: Settings, db: Database) -> DigestContext:
 
 def ingest(db: Database, settings: Settings, server: FeedServer, feeds: dict[str, bytes]) -> dict[str, int]:
     """Serve these feed bodies and poll them with the real worker and pipeline; path -> source id."""
-    ids = {}
-    with db.connection() as conn:
-        for path, body in feeds.items():
-            server.serve(path, body, headers={"Content-Type": "application/xml"})
-            source, _ = sources_db.add(conn, SourceSpec(server.url(path)), origin="cli", poll_interval=3600)
-            ids[path] = source.id
-    with Fetcher(settings) as fetcher:
-        worker = Worker(db, Pipeline(db, fetcher, settings), settings)
-        try:
-            outcomes = worker.poll_now([server.url(p) for p in feeds])
-        finally:
-            worker.shutdown()
-    assert [o.outcome for o in outcomes] == ["ok"] * len(feeds), [o.describe() for o in outcomes]
-    return ids
+    outcomes = serve_and_poll(db, settings, server, feeds)
+    assert [o.outcome for o in outcomes.values()] == ["ok"] * len(feeds), [o.describe() for o in outcomes.values()]
+    return {path: o.source_id for path, o in outcomes.items()}
 
 
 def story_feeds() -> dict[str, bytes]:

@@ -9,11 +9,12 @@ import email.policy
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 
@@ -94,3 +95,12 @@ class SmtpSink:
             if time.monotonic() > deadline:
                 raise AssertionError(f"SMTP sink: condition not met in {timeout}s; received {len(got)} message(s)")
             time.sleep(0.02)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A running sink for the test (a fixture, registered in tests/conftest.py)."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()

@@ -34,21 +34,17 @@ from lxml import etree
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import sources as sources_db
-from aggregator.db.sources import SourceSpec
 from aggregator.digest.context import DigestContext
 from aggregator.digest.service import send_due
-from aggregator.fetch import Fetcher
 from aggregator.parse import read_feed
-from aggregator.pipeline import Pipeline
 from aggregator.web.app import create_app
-from aggregator.worker import Worker
 from tests.api.conftest import TestClient, api_settings, truncate
 from tests.conftest import SHARED_DATA
-from tests.digest.conftest import active, digest_settings, later, smtp  # noqa: F401  (smtp: fixture)
+from tests.digest.conftest import active, digest_settings, later
 from tests.digest.smtpsink import SmtpSink
 from tests.security.html_check import active_content, text_and_attributes, url_scheme_is_active
 from tests.support.feedserver import FeedServer
+from tests.support.polling import serve_and_poll
 
 HOSTILE = Path(__file__).resolve().parent.parent / "data" / "hostile"
 OWN_FEEDS = {"/xss.rss": "xss_payloads.rss", "/xss.atom": "xss_payloads.atom"}
@@ -175,20 +171,10 @@ def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with Database(database_url, max_size=12) as db, FeedServer() as server:
         truncate(db)
         app = create_app(settings, db)  # loads the taxonomy before the worker's threads want it
-        with db.connection() as conn:
-            for path, body in feeds.items():
-                server.serve(path, body, headers={"Content-Type": "application/xml"})
-                sources_db.add(conn, SourceSpec(server.url(path)), origin="cli", poll_interval=3600)
-        with Fetcher(settings) as fetcher:
-            worker = Worker(db, Pipeline(db, fetcher, settings), settings)
-            try:
-                outcomes = worker.poll_now([server.url(p) for p in feeds])
-            finally:
-                worker.shutdown()
-        by_url = {o.url: o for o in outcomes}
-        own = [by_url[server.url(p)] for p in [*OWN_FEEDS, DEEP_PATH]]
+        by_path = serve_and_poll(db, settings, server, feeds)
+        own = [by_path[p] for p in [*OWN_FEEDS, DEEP_PATH]]
         assert [o.outcome for o in own] == ["ok"] * len(own), [o.describe() for o in own]
-        ok_vectors = sum(by_url[server.url(f"/vectors/{p.name}")].outcome == "ok" for p in vectors)
+        ok_vectors = sum(by_path[f"/vectors/{p.name}"].outcome == "ok" for p in vectors)
         assert not vectors or ok_vectors > 300
         with TestClient(app) as client:
             yield Site(client, db, settings, ok_vectors)
@@ -320,7 +306,7 @@ def email_parts(smtp_sink: SmtpSink, address: str) -> tuple[str, str]:
     return text, page
 
 
-def test_digest_email_is_inert(site: Site, smtp: SmtpSink) -> None:  # noqa: F811  (the imported fixture)
+def test_digest_email_is_inert(site: Site, smtp: SmtpSink) -> None:
     settings = digest_settings(site.settings, smtp, public_url="https://digest.example.org",
                                digest_max_items=5000)
     with site.db.connection() as conn:

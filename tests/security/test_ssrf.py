@@ -35,6 +35,7 @@ from aggregator.pipeline import Pipeline, PollOutcome
 from aggregator.web.app import create_app
 from aggregator.worker import Worker
 from tests.api.conftest import ADMIN_KEY, TestClient, api_settings, truncate
+from tests.support.environment import use_cli_environment
 from tests.support.feedserver import RSS_SAMPLE, FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
 
 KEY = {"X-API-Key": ADMIN_KEY}
@@ -228,16 +229,8 @@ def test_source_added_through_the_admin_api_never_reaches_the_target(
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, strict: Settings, db: Database, tmp_path: Path) -> Iterator[None]:
     """The CLI with production's guard: private networks not allowed, the system resolver."""
-    for name, value in {
-        "DATABASE_URL": strict.database_url or "",
-        "AGGREGATOR_ALLOW_PRIVATE_NETWORKS": "false",
-        "AGGREGATOR_PARSE_PROCESSES": "1",
-        "AGGREGATOR_FETCH_DEADLINE": "3",
-        "AGGREGATOR_CONNECT_TIMEOUT": "1",
-        "AGGREGATOR_FEEDS_FILE": str(tmp_path / "feeds.yaml"),
-        "AGGREGATOR_DATA_DIR": str(tmp_path / "var"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_cli_environment(monkeypatch, strict.database_url or "", tmp_path, AGGREGATOR_ALLOW_PRIVATE_NETWORKS="false",
+                        AGGREGATOR_FETCH_DEADLINE="3", AGGREGATOR_CONNECT_TIMEOUT="1")
     yield
 
 

@@ -39,14 +39,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
 def dctx(settings: Settings, smtp: SmtpSink, db: Database) -> DigestContext:
     """The digest context, over tables emptied of the previous test's subscriptions and counts."""
     with db.connection() as conn:

@@ -26,6 +26,7 @@ from aggregator.db import sources as sources_db
 from aggregator.errors import ConfigError, ParseError
 from aggregator.feeds_file import read_opml
 from aggregator.parse import parse_and_normalize
+from tests.support.environment import use_cli_environment
 from tests.support.feedserver import FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
 
 BODY = '<opml version="2.0"><head><title>t</title></head><body>{outlines}</body></opml>'
@@ -95,13 +96,7 @@ def test_read_opml_accepts_a_plain_doctype(doctype: str) -> None:
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Database, tmp_path: Path) -> Iterator[None]:
-    for name, value in {
-        "DATABASE_URL": settings.database_url or "",
-        "AGGREGATOR_PARSE_PROCESSES": "1",
-        "AGGREGATOR_FEEDS_FILE": str(tmp_path / "feeds.yaml"),
-        "AGGREGATOR_DATA_DIR": str(tmp_path / "var"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_cli_environment(monkeypatch, settings.database_url or "", tmp_path)
     yield
 
 
