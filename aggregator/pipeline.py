@@ -213,16 +213,7 @@ class Pipeline:
             err = SourceError(source.url, f"{type(exc).__name__}: {exc}", kind="internal")
             if isinstance(exc, StorageError):
                 err = SourceError(source.url, str(exc), kind="storage")
-            try:
-                if isinstance(exc, DatabaseUnavailable):  # retried already; recording would fail the same way
-                    raise exc
-                outcome = self._record_failure(source, owner, started, err)
-            except Exception as unrecorded:  # the database is gone: the lease expires and frees the feed
-                if not isinstance(unrecorded, StorageError):
-                    log.exception("poll.record_failed url=%s", source.url)
-                log.warning("poll.unrecorded url=%s error=%s: polled again when its lease expires", source.url,
-                            first_line(unrecorded))
-                outcome = PollOutcome(source.id, source.url, "error", error_kind=err.kind, error=err.message)
+            outcome = self._record_error(source, owner, started, exc, err)
         outcome.seconds = time.monotonic() - t0
         log.info(
             "poll.done url=%s outcome=%s status=%s entries=%d new=%d updated=%d error_kind=%s secs=%.2f",
@@ -230,6 +221,22 @@ class Pipeline:
             outcome.updated_posts, outcome.error_kind, outcome.seconds,
         )
         return outcome
+
+    def _record_error(self, source: Source, owner: str, started: datetime, cause: Exception,
+                      err: SourceError) -> PollOutcome:
+        """Record an unexpected failure on its source. When the database itself is what failed, the
+        failure cannot be recorded: the lease expires and frees the feed instead."""
+        unrecorded = cause
+        if not isinstance(cause, DatabaseUnavailable):  # that was retried already; recording would fail alike
+            try:
+                return self._record_failure(source, owner, started, err)
+            except Exception as exc:
+                if not isinstance(exc, StorageError):
+                    log.exception("poll.record_failed url=%s", source.url)
+                unrecorded = exc
+        log.warning("poll.unrecorded url=%s error=%s: polled again when its lease expires", source.url,
+                    first_line(unrecorded))
+        return PollOutcome(source.id, source.url, "error", error_kind=err.kind, error=err.message)
 
     def _update(self, source: Source, owner: str, started: datetime) -> PollOutcome:
         validators = Validators(source.etag, source.last_modified, source.body_hash)
