@@ -1,7 +1,9 @@
 """Settings, declared once: name, default and help text.
 
 Values come from environment variables (`AGGREGATOR_<NAME>`, plus the conventional `DATABASE_URL`)
-and from an optional settings file, `config/aggregator.env` (same names, KEY=value lines).
+and from an optional settings file, `config/aggregator.env` (same names, KEY=value lines). The
+defaults that are files (the curated feeds, the taxonomy) ship inside the package, in
+aggregator/defaults/; FEEDS_FILE and TAXONOMY_DIR point at a copy of one's own instead.
 `aggregator settings` prints every setting with its help, and a test keeps README in step.
 Settings are passed down explicitly; nothing deep in the code reads the environment.
 """
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aggregator import __version__
 
-SETTINGS_FILE = Path("config/aggregator.env")
+SETTINGS_FILE = Path("config/aggregator.env")  # in the working folder: the place for local overrides
+SHIPPED_FEEDS_FILE = Path(__file__).resolve().parent / "defaults" / "feeds.yaml"
 
 
 class Settings(BaseSettings):
@@ -38,15 +41,21 @@ class Settings(BaseSettings):
         description="Folder for local state: the embedded database and the digest Maildir.",
     )
     feeds_file: Path = Field(
-        default=Path("config/feeds.yaml"),
-        description="Curated sources synced into the database at start (added; removed ones disabled).",
+        default=None,
+        validate_default=True,  # unset becomes the shipped file (see _shipped_feeds_file)
+        description="Curated sources synced into the database at start (added; removed ones disabled). Unset: "
+        "the list shipped in the package (aggregator/defaults/feeds.yaml).",
     )
     taxonomy_dir: Path | None = Field(
         default=None,
-        description="Folder of the country/region/topic taxonomy files (unset: the project's config/taxonomy).",
+        description="Folder of the country/region/topic taxonomy files (unset: the taxonomy shipped in the "
+        "package, aggregator/defaults/taxonomy).",
     )
     sync_feeds_file: bool = Field(
         default=True, description="Sync FEEDS_FILE into the database when the worker starts."
+    )
+    opml_max_outlines: int = Field(
+        default=20000, ge=1, description="Most outlines (feeds and folders) `feeds import-opml` reads from one file."
     )
     allow_private_networks: bool = Field(
         default=False,
@@ -64,6 +73,11 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, description="Cap on a feed body after decompression, in bytes."
     )
     max_redirects: int = Field(default=5, description="Redirects followed before a fetch fails.")
+    max_entries_per_poll: int = Field(
+        default=50_000, ge=1,
+        description="Most entries one poll of a feed stores, the newest; beyond it the rest are left out and "
+        "the feed gets a warning (not an error).",
+    )
     per_host_concurrency: int = Field(
         default=2, description="Fetches in flight at once to one host, per process."
     )
@@ -103,9 +117,18 @@ class Settings(BaseSettings):
         description="Longest wait for a database connection; then an API request answers 503 and a poll retries.",
     )
     http_pool_size: int = Field(default=10, description="Database connections of one web server process.")
+    http_threads: int = Field(
+        default=4, ge=1,
+        description="Requests one web server process works on at once; the rest wait their turn, in order.",
+    )
+    http_max_body_bytes: int = Field(
+        default=64 * 1024, ge=0,
+        description="Largest request body the web server accepts, bytes; larger ones get 413 before being read.",
+    )
     admin_api_key: SecretStr | None = Field(
         default=None,
-        description="Key for changing sources through the API (X-API-Key header). Unset: changes are refused.",
+        description="Key for changing sources through the API (X-API-Key header) and the /sources page "
+                    "(its sign-in form). Unset: changes are refused.",
     )
     cors_origins: str = Field(
         default="*", description="Origins whose pages may read the GET API, comma-separated (* any, empty none)."
@@ -194,6 +217,33 @@ class Settings(BaseSettings):
         description="Public URL of the service for feed self links, e.g. https://news.example.org (unset: from "
         "the request).",
     )
+    stories: bool = Field(
+        default=True,
+        description="Group new posts into stories at ingest. Off, a worker keeps no story window in memory "
+        "and new posts stand alone until `aggregator recluster` groups them.",
+    )
+    story_window_hours: float = Field(
+        default=72.0, gt=0,
+        description="A story takes new posts while its last post is at most this many hours older.",
+    )
+    story_threshold: float = Field(
+        default=0.5, description="Similarity at which a post joins a story (higher: fewer, surer merges).",
+    )
+    alert_threshold: float = Field(
+        default=3.0, gt=0,
+        description="Surge alert: today's new stories of a country, place or topic must exceed its 28-day "
+        "baseline by this many spreads (median absolute deviations scaled to σ).",
+    )
+    alert_min_stories: int = Field(
+        default=3, ge=1, description="Surge alert: and by at least this many stories.",
+    )
+
+    @field_validator("feeds_file", mode="before")
+    @classmethod
+    def _shipped_feeds_file(cls, value: object) -> object:
+        """Unset means the file installed with the package, wherever it is installed: a path
+        relative to the working folder would only work from a source checkout."""
+        return SHIPPED_FEEDS_FILE if value is None or value == "" else value
 
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"

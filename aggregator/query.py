@@ -20,9 +20,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import InvalidQueryError
+
+if TYPE_CHECKING:
+    from aggregator.tagging import Taxonomy
 
 MAX_ID = 2**63 - 1  # bigint
 MAX_Q_LENGTH = 256
@@ -41,22 +44,33 @@ class Vocabulary:
     countries: frozenset[str]
     topics: frozenset[str]
     regions: Mapping[str, frozenset[str]]  # region code -> its country codes
+    # place code -> the place and every place within it; region code -> its places (regions that are
+    # part of a country: they match by places, not by their countries)
+    places: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    region_places: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_taxonomy(cls, taxonomy: Any) -> Vocabulary:
+    def from_taxonomy(cls, taxonomy: Taxonomy) -> Vocabulary:
         """From aggregator.tagging.Taxonomy (.countries, .topics: code -> name; .regions: code -> (name, codes))."""
         return cls(
             countries=frozenset(taxonomy.countries),
             topics=frozenset(taxonomy.topics),
             regions={code: frozenset(members) for code, (_name, members) in taxonomy.regions.items()},
+            places={code: taxonomy.place_parts(code) for code in taxonomy.places},
+            region_places=dict(taxonomy.region_places),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class PostFilter:
-    """Which posts: different fields combine with AND; repeated values of countries, regions and
-    topics combine as `match` says (any: OR, all: AND); sources and languages are always any-of.
-    `role="primary"` restricts countries and regions to the posts' primary countries."""
+    """Which posts: different fields combine with AND; repeated values of countries, places, regions
+    and topics combine as `match` says (any: OR, all: AND); sources and languages are always any-of.
+    `role="primary"` restricts countries and regions of countries to the posts' primary countries
+    (places have no role).
+
+    A region made of whole countries (central-asia) matches posts about any of its countries; a region
+    that is part of a country (north-caucasus) has `region_places` and matches only posts that name it
+    or one of its places."""
 
     countries: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
@@ -69,6 +83,9 @@ class PostFilter:
     q: str | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
+    places: tuple[str, ...] = ()
+    place_parts: tuple[tuple[str, ...], ...] = ()  # one sorted tuple per entry of `places`: it and its parts
+    region_places: tuple[tuple[str, ...], ...] = ()  # per entry of `regions`: its places, () for countries
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +123,12 @@ PARAMETERS: dict[str, Param] = {p.name: p for p in (
     Param("country", {"type": "string", "examples": ["KZ"]},
           "ISO 3166-1 alpha-2 country code (any case); repeatable.", repeatable=True),
     Param("region", {"type": "string", "examples": ["central-asia"]},
-          "Region code (see /api/v1/regions): posts about any of its countries; repeatable.", repeatable=True),
+          "Region code (see /api/v1/regions): a region of whole countries (central-asia) finds posts about any "
+          "of them; a region that is part of a country (north-caucasus, fergana-valley) finds posts that name "
+          "it or one of its places; repeatable.", repeatable=True),
+    Param("place", {"type": "string", "examples": ["fergana-valley"]},
+          "Place below the country (see /api/v1/places): posts that name it or a place within it "
+          "(place=north-caucasus also finds Dagestan); repeatable.", repeatable=True),
     Param("topic", {"type": "string", "examples": ["terrorism"]},
           "Topic code (see /api/v1/topics); repeatable.", repeatable=True),
     Param("role", {"type": "string", "enum": ["any", "primary"], "default": "any"},
@@ -128,11 +150,16 @@ PARAMETERS: dict[str, Param] = {p.name: p for p in (
     Param("include", {"type": "string", "enum": list(INCLUDES)},
           "Extra fields: text (plain text of each post), evidence (why each tag was given); repeatable.",
           repeatable=True),
+    Param("group", {"type": "string", "enum": ["story"]},
+          "story: one entry per story (one event, many outlets), its first report, updated as the story grows."),
+    Param("min_sources", {"type": "integer", "minimum": 1, "default": 1},
+          "Stories reported by at least this many sources."),
     Param("days", {"type": "integer", "minimum": 1, "maximum": 366, "default": 90},
           "Number of day buckets in the day facet (the newest days of the matching posts)."),
 )}
-FILTER_PARAMS = ("country", "region", "topic", "role", "match", "source", "lang", "q", "since", "until")
+FILTER_PARAMS = ("country", "region", "place", "topic", "role", "match", "source", "lang", "q", "since", "until")
 PAGE_PARAMS = ("sort", "limit", "cursor", "include")
+STORY_PARAMS = (*FILTER_PARAMS, "min_sources", "limit", "cursor")
 
 
 def openapi_parameters(names: Iterable[str], *, max_limit: int) -> list[dict[str, Any]]:
@@ -263,10 +290,15 @@ def parse_filter(params: Params, vocabulary: Vocabulary) -> PostFilter:
     until = parse_time(until_text, "until", end_of_day=True) if until_text else None
     if since and until and since >= until:
         raise InvalidQueryError("until", "must be later than since")
+    places = _codes(params, "place", vocabulary.places, "lower")
+    region_places = tuple(tuple(sorted(vocabulary.region_places.get(r, ()))) for r in regions)
     return PostFilter(
         countries=_codes(params, "country", vocabulary.countries, "upper"),
         regions=regions,
         region_countries=tuple(tuple(sorted(vocabulary.regions[r])) for r in regions),
+        region_places=region_places if any(region_places) else (),
+        places=places,
+        place_parts=tuple(tuple(sorted(vocabulary.places[p])) for p in places),
         topics=_codes(params, "topic", vocabulary.topics, "lower"),
         role=_choice(params, "role", ("any", "primary")),
         match=_choice(params, "match", ("any", "all")),
@@ -296,6 +328,38 @@ def parse_post_query(params: Params, vocabulary: Vocabulary, *, max_limit: int, 
     return PostQuery(post_filter, sort, limit, cursor, frozenset(include))
 
 
+@dataclass(frozen=True, slots=True)
+class StoryQuery:
+    """Stories with at least one post matching `filter`, latest activity first."""
+
+    filter: PostFilter
+    min_sources: int = 1
+    limit: int = 50
+    cursor: Cursor | None = None  # sort "stories": the last story's last_seen and id
+
+
+def parse_story_query(params: Params, vocabulary: Vocabulary, *, max_limit: int, default_limit: int) -> StoryQuery:
+    post_filter = parse_filter(params, vocabulary)
+    min_text = _one(params, "min_sources")
+    limit_text = _one(params, "limit")
+    limit = parse_int(limit_text, "limit", 1, max_limit) if limit_text else min(default_limit, max_limit)
+    cursor_text = _one(params, "cursor")
+    cursor = decode_cursor(cursor_text) if cursor_text else None
+    if cursor and cursor.sort != "stories":
+        raise InvalidQueryError("cursor", "was not made for a list of stories")
+    return StoryQuery(post_filter, parse_int(min_text, "min_sources", 1, 1000) if min_text else 1, limit, cursor)
+
+
+def parse_group(params: Params) -> str | None:
+    """`group=story` (one entry per story) or nothing."""
+    value = _one(params, "group")
+    if value is None or value == "":
+        return None
+    if value != "story":
+        raise InvalidQueryError("group", f"must be story, not {value[:40]!r}")
+    return value
+
+
 def parse_days(params: Params) -> int:
     value = _one(params, "days")
     return parse_int(value, "days", 1, 366) if value else int(PARAMETERS["days"].schema["default"])
@@ -318,7 +382,7 @@ def decode_cursor(text: str) -> Cursor:
         data = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidQueryError("cursor", "malformed: pass back next_cursor unchanged") from exc
-    if not (isinstance(data, list) and len(data) in (3, 4) and data[0] in SORTS
+    if not (isinstance(data, list) and len(data) in (3, 4) and data[0] in (*SORTS, "stories")
             and isinstance(data[1], str) and type(data[2]) is int and 1 <= data[2] <= MAX_ID):
         raise InvalidQueryError("cursor", "malformed: pass back next_cursor unchanged")
     rank = data[3] if len(data) == 4 else None

@@ -2,9 +2,9 @@
 
 Run from the project root:
 
-    .venv/bin/python bench/bench_api.py seed [--rows 1000000]      # once: a few minutes
-    .venv/bin/python bench/bench_api.py run [--duration 8] [--latency-connections 2] [--connections 16]
-    .venv/bin/python bench/bench_api.py stop                          # the embedded PostgreSQL
+    python -m bench.bench_api seed [--rows 1000000]      # once: a few minutes
+    python -m bench.bench_api run [--duration 8] [--latency-connections 2] [--connections 16]
+    python -m bench.bench_api stop                          # the embedded PostgreSQL
 
 `seed` fills a separate database (on --db / BENCH_DATABASE_URL, else an embedded PostgreSQL kept
 running in --pgdata; `stop` stops it) through COPY: posts whose text is generated from a
@@ -12,7 +12,7 @@ Zipf-distributed vocabulary mixed with the real feed texts of ../shared/data/fee
 eight years, with tags drawn from a regional distribution (Russia in a third of the posts,
 Turkmenistan in 2 %), tag rows with scores, and 300 sources. Indexes are built after the load, then
 VACUUM ANALYZE and the monthly facet rollup.
-`run` starts `aggregator serve` (aggregator.web.server.serve) against it in its own process and, per
+`run` starts `aggregator serve` (aggregator.runtime.run_web) against it in its own process and, per
 scenario, runs wrk (Debian: apt-get install wrk) for --warmup seconds unmeasured, then for
 --duration seconds twice: latency (p50 / p99) with --latency-connections requests in flight (the
 server busy, not saturated), then requests/s with --connections in flight (saturated).
@@ -39,8 +39,9 @@ from pathlib import Path
 
 import psycopg
 
+from tests.support.database import EmbeddedServer
+
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
 FEEDS = PROJECT.parent / "shared" / "data" / "feeds"
 START = datetime(2018, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=8 * 365)
@@ -69,7 +70,7 @@ REGIONAL = [
 
 def real_texts() -> list[tuple[str, str]]:
     """(title, text) of every entry of the shared real feeds, through our own parser."""
-    from aggregator.parse import parse_and_normalize
+    from aggregator.ingest.parse import parse_and_normalize
 
     found = []
     for path in sorted(FEEDS.glob("*/*")):
@@ -206,10 +207,7 @@ def bench_database(args: argparse.Namespace, *, fresh: bool = False) -> str:
     url = args.db or os.environ.get("BENCH_DATABASE_URL")
     if url:
         return url
-    import pgserver
-
-    server = pgserver.get_server(Path(args.pgdata), cleanup_mode=None)  # kept running: `stop` stops it
-    base = server.get_uri()
+    base = EmbeddedServer(Path(args.pgdata), keep_running=True).url  # kept running: `stop` stops it
     with psycopg.connect(base, autocommit=True) as conn:
         if fresh:
             conn.execute("DROP DATABASE IF EXISTS aggregator_bench WITH (FORCE)")
@@ -261,8 +259,8 @@ def parse_wrk(output: str) -> dict[str, float]:
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": url, "AGGREGATOR_HTTP_PORT": str(port), "AGGREGATOR_LOG_LEVEL": "WARNING"}
     code = ("from aggregator.config import load_settings; from aggregator.logs import setup_logging; "
-            "from aggregator.web.server import serve; s = load_settings(); "
-            "setup_logging(s.log_level, s.log_format); serve(s)")
+            "from aggregator.runtime import run_web; s = load_settings(); "
+            "setup_logging(s.log_level, s.log_format); run_web(s)")
     process = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=PROJECT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -326,9 +324,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "stop":
-        import pgserver
-
-        pgserver.get_server(Path(args.pgdata), cleanup_mode="stop").cleanup()  # the last handle: it stops
+        EmbeddedServer(Path(args.pgdata)).close()  # the last handle: it stops
         return
     if args.command == "seed":
         seed(bench_database(args, fresh=True), args.rows)

@@ -3,7 +3,7 @@ time to build every digest and hand it to a local SMTP server, and the peak memo
 
 Run from the project root:
 
-    .venv/bin/python bench/bench_digest.py [--subscriptions 10000] [--posts 50000] [--db URL]
+    python -m bench.bench_digest [--subscriptions 10000] [--posts 50000] [--db URL]
 
 Without --db (or BENCH_DATABASE_URL) an embedded PostgreSQL is started in a temporary folder and
 deleted afterwards. Phases, each its own process so the numbers are the digest run's alone:
@@ -34,10 +34,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+
+from tests.support.database import fresh_database, server_url
+from tests.support.network import free_port
+from tests.support.smtp import SmtpSink
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
 
 COUNTRIES = {"RU": .33, "UA": .10, "KZ": .09, "AF": .09, "CN": .08, "UZ": .07, "TJ": .06, "KG": .06, "GE": .05,
              "AM": .05, "AZ": .05, "IR": .05, "PK": .04, "TR": .04, "BY": .03, "TM": .02}
@@ -122,33 +124,23 @@ def request(rng: random.Random, i: int) -> object:
 
 
 def sink(port: int) -> None:
-    """aiosmtpd counting messages; prints the counts as JSON when stopped (SIGTERM)."""
-    from aiosmtpd.controller import Controller
-
-    counts = {"messages": 0, "bytes": 0}
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            counts["messages"] += 1
-            counts["bytes"] += len(envelope.original_content or b"")  # type: ignore[attr-defined]
-            return "250 OK"
-
+    """The SMTP sink counting messages in its own process; prints the counts as JSON when stopped (SIGTERM)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before the server thread starts: it inherits it
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
+    server = SmtpSink(port, keep=False)
+    server.start()
     print("ready", flush=True)
     signal.sigwait({signal.SIGTERM})
-    controller.stop()
+    server.stop()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    counts["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
-    print(json.dumps(counts), flush=True)
+    print(json.dumps({"messages": server.messages, "bytes": server.bytes,
+                      "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1)}), flush=True)
 
 
 def run(url: str, port: int, data_dir: str) -> None:
     from aggregator.config import Settings
     from aggregator.db import Database
     from aggregator.digest.context import DigestContext
-    from aggregator.digest.service import send_due
+    from aggregator.digest.delivery import send_due
 
     settings = Settings(database_url=url, data_dir=Path(data_dir), smtp_host="127.0.0.1", smtp_port=port,
                         smtp_tls="none", public_url="https://digest.example.org", digest_secret="bench-secret",
@@ -172,23 +164,6 @@ def run(url: str, port: int, data_dir: str) -> None:
                       "claimed": report.claimed}), flush=True)
 
 
-def database(url: str | None) -> tuple[str, str | None]:
-    from aggregator.db import migrate as migrate_db
-    from aggregator.db import start_embedded
-
-    folder = None
-    if not url:
-        folder = tempfile.mkdtemp(prefix="bench-digest-pg-")
-        url = start_embedded(Path(folder), delete_on_exit=True)
-    name = f"bench_digest_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    target = psycopg.conninfo.make_conninfo(url, dbname=name)
-    with psycopg.connect(target, autocommit=True) as conn:
-        migrate_db.migrate(conn)
-    return target, folder
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("phase", nargs="?", default="all", choices=("all", "sink", "run"))
@@ -204,28 +179,27 @@ def main() -> int:
     if args.phase == "run":
         run(args.db, args.port, args.data_dir)
         return 0
-    url, _ = database(args.db)
-    started = time.perf_counter()
-    seeded = seed(url, args.posts, args.subscriptions)
-    print(f"seeded {seeded} in {time.perf_counter() - started:.0f} s", flush=True)
-    from tests.digest.smtpsink import free_port
-
-    port = free_port()
-    me = [sys.executable, __file__]
-    server = subprocess.Popen([*me, "sink", "--port", str(port)], stdout=subprocess.PIPE, text=True)
-    assert server.stdout and server.stdout.readline().strip() == "ready"
-    with tempfile.TemporaryDirectory() as data_dir:
-        result = subprocess.run([*me, "run", "--db", url, "--port", str(port), "--data-dir", data_dir],
-                                capture_output=True, text=True, check=True)
-    server.send_signal(signal.SIGTERM)
-    received = json.loads(server.communicate(timeout=30)[0].strip().splitlines()[-1])
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
-    summary = {**seeded, **measured, "smtp_received": received["messages"], "sink_cpu_seconds": received["cpu_seconds"],
-               "mb_sent": round(received["bytes"] / 2**20), "cores": os.cpu_count(),
-               "python": platform.python_version(),
-               "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
-    print(json.dumps(summary, indent=2))
-    return 0 if measured["sent"] == received["messages"] else 1
+    with fresh_database(server_url(args.db, folder_prefix="bench-digest-pg-"), prefix="bench_digest") as url:
+        started = time.perf_counter()
+        seeded = seed(url, args.posts, args.subscriptions)
+        print(f"seeded {seeded} in {time.perf_counter() - started:.0f} s", flush=True)
+        port = free_port()
+        me = [sys.executable, "-m", "bench.bench_digest"]
+        server = subprocess.Popen([*me, "sink", "--port", str(port)], stdout=subprocess.PIPE, text=True)
+        assert server.stdout and server.stdout.readline().strip() == "ready"
+        with tempfile.TemporaryDirectory() as data_dir:
+            result = subprocess.run([*me, "run", "--db", url, "--port", str(port), "--data-dir", data_dir],
+                                    capture_output=True, text=True, check=True)
+        server.send_signal(signal.SIGTERM)
+        received = json.loads(server.communicate(timeout=30)[0].strip().splitlines()[-1])
+        measured = json.loads(result.stdout.strip().splitlines()[-1])
+        summary = {**seeded, **measured, "smtp_received": received["messages"],
+                   "sink_cpu_seconds": received["cpu_seconds"],
+                   "mb_sent": round(received["bytes"] / 2**20), "cores": os.cpu_count(),
+                   "python": platform.python_version(),
+                   "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+        print(json.dumps(summary, indent=2))
+        return 0 if measured["sent"] == received["messages"] else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Filtered-feed benchmark: 1,000,000 posts, a 50-entry Atom feed on a country + topic filter and its
 304 answer, measured over loopback by wrk from a separate process.
 
-    .venv/bin/python bench/bench_feeds.py seed [--clone]   # --clone: copy bench_api.py's seeded database
-    .venv/bin/python bench/bench_feeds.py run [--duration 10] [--connections 8]
+    python -m bench.bench_feeds seed [--clone]   # --clone: copy bench_api.py's seeded database
+    python -m bench.bench_feeds run [--duration 10] [--connections 8]
 
 The posts are bench_api.py's (its `seed` is imported, not rewritten), in a database of their own
 (aggregator_bench_feeds in the same embedded server, --pgdata) so the two benchmarks never meet.
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_api  # the seeding and the wrk helpers of the API benchmark
+from bench import bench_api  # the seeding and the wrk helpers of the API benchmark
+from tests.support.database import EmbeddedServer
 
 DB_NAME = "aggregator_bench_feeds"
 PATH = "/feeds/atom?country=KZ&topic=terrorism"
@@ -34,9 +34,7 @@ TARGETS = {"304": 10.0, "full": 60.0}  # p99 ms
 
 
 def database(pgdata: str, *, clone: bool = False, fresh: bool = False) -> str:
-    import pgserver
-
-    base = pgserver.get_server(Path(pgdata), cleanup_mode=None).get_uri()
+    base = EmbeddedServer(Path(pgdata), keep_running=True).url
     with psycopg.connect(base, autocommit=True) as conn:
         if fresh or clone:
             conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")

@@ -2,7 +2,7 @@
 
 Run from the project root (see bench/README.md):
 
-    .venv/bin/python bench/bench_ingest.py [--copies 10] [--feeds-dir DIR] [--skip-reader] [--runs 3] [--json]
+    python -m bench.bench_ingest [--copies 10] [--feeds-dir DIR] [--skip-reader] [--runs 3] [--no-stories] [--json]
 
 What it does, in order:
 1. Serves every feed file of DIR (default ../shared/data/feeds) under COPIES URLs on 127.0.0.1 from a
@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -47,16 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+
+from bench.feedcopies import feed_files, make_copy, served_path
+from tests.support.database import EmbeddedServer, fresh_database
 
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
 DEFAULT_FEEDS_DIR = PROJECT.parent / "shared" / "data" / "feeds"
 LOOPBACK = "127.0.0.1"
-sys.path.insert(0, str(BENCH))
-sys.path.insert(1, str(PROJECT))
-
-from feedcopies import feed_files, make_copy, served_path  # noqa: E402
 
 TARGET_RATIO = 4.0
 TARGET_SECOND_PASS_SECONDS = 2.0
@@ -105,7 +102,7 @@ class FeedServer:
 
     def __init__(self, feeds_dir: Path, copies: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(BENCH / "served.py"), "--feeds-dir", str(feeds_dir), "--copies", str(copies)],
+            [sys.executable, "-m", "bench.served", "--feeds-dir", str(feeds_dir), "--copies", str(copies)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -126,7 +123,7 @@ class ProcWatch:
     """bench/procwatch.py watching this process and its children (not the feed server, not PostgreSQL)."""
 
     def __init__(self, interval: float, exclude: list[int], also: dict[str, int]) -> None:
-        command = [sys.executable, str(BENCH / "procwatch.py"), "--root", str(os.getpid()), "--interval", str(interval)]
+        command = [sys.executable, "-m", "bench.procwatch", "--root", str(os.getpid()), "--interval", str(interval)]
         for pid in exclude:
             command += ["--exclude", str(pid)]
         for role, pid in also.items():
@@ -154,32 +151,11 @@ def postgres_server(tmp: Path) -> Iterator[tuple[str, int | None, str]]:
     if configured:
         yield configured, None, "TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "DATABASE_URL"
         return
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's lock folder: harmless here
-    import pgserver
-
-    from aggregator.db import start_embedded
-
-    pgdata = (tmp / "pgdata").resolve()
-    url = start_embedded(pgdata)
-    server = pgserver.get_server(pgdata)
+    server = EmbeddedServer(tmp / "pgdata")
     try:
-        yield url, server.get_pid(), "embedded (pgserver, temporary folder)"
+        yield server.url, server.pid, "embedded (pgserver, temporary folder)"
     finally:
-        server.cleanup()  # stops it; the folder goes with `tmp`
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"bench_ingest_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        server.close()  # stops it; the folder goes with `tmp`
 
 
 def server_version(server_url: str) -> str:
@@ -204,7 +180,7 @@ def expected_counts(bodies: list[tuple[str, bytes]], copies: int) -> dict[str, i
     feed: CNN repeats 14 of its 86, BBC one); every copy has the same counts."""
     import feedparser
 
-    from aggregator.parse import parse_and_normalize
+    from aggregator.ingest.parse import parse_and_normalize
 
     now = datetime.now(UTC)
     entries = posts = 0
@@ -219,7 +195,7 @@ def parser_options_table(bodies: list[tuple[str, bytes]], rounds: int = 3) -> li
     feedparser options, and our whole parse + normalize. Best of `rounds`."""
     import feedparser
 
-    from aggregator.parse import FEEDPARSER_OPTIONS, parse_and_normalize
+    from aggregator.ingest.parse import FEEDPARSER_OPTIONS, parse_and_normalize
 
     now = datetime.now(UTC)
 
@@ -271,6 +247,7 @@ def bench_settings(database_url: str, tmp: Path, args: argparse.Namespace, **ove
         "allow_private_networks": True,
         "parse_processes": args.parse_processes,
         "fetch_concurrency": args.fetch_concurrency,
+        "stories": not args.no_stories,
     }
     if args.per_host_concurrency:
         values["per_host_concurrency"] = args.per_host_concurrency
@@ -299,13 +276,13 @@ def count_rows(db: Any) -> dict[str, int]:
 def run_ours(
     urls: list[str], server_url: str, tmp: Path, args: argparse.Namespace, server: FeedServer, watch: ProcWatch
 ) -> dict[str, Any]:
-    from aggregator.service import Runtime
-    from aggregator.worker import Worker
+    from aggregator.ingest.worker import Worker
+    from aggregator.runtime import Ingest
 
-    with fresh_database(server_url) as database_url:
+    with fresh_database(server_url, prefix="bench_ingest") as database_url:
         settings = bench_settings(database_url, tmp, args)
         started = time.perf_counter()
-        with Runtime(settings) as rt:
+        with Ingest(settings) as rt:
             add_sources(rt.db, urls, settings.default_interval)
             worker = Worker(rt.db, rt.pipeline, settings)
             setup_seconds = time.perf_counter() - started
@@ -372,7 +349,7 @@ def run_reader(urls: list[str], tmp: Path, workers: int, timeout: float, watch: 
     done = subprocess.run(
         [
             sys.executable,
-            str(BENCH / "reader_ingest.py"),
+            "-m", "bench.reader_ingest",
             "--urls-file",
             str(urls_file),
             "--db",
@@ -403,16 +380,16 @@ def run_reader(urls: list[str], tmp: Path, workers: int, timeout: float, watch: 
 # --- profile: one thread, one process, under cProfile ----------------------------------------------------
 
 STAGES = [  # (label, file suffix, function name): cumulative time of each, from the profile
-    ("fetch (Fetcher.fetch: httpx, socket, gzip, sha256)", "aggregator/fetch.py", "fetch"),
-    ("parse + normalize + tag (tag_stage.process_body)", "aggregator/tag_stage.py", "process_body"),
-    ("  parse + normalize (parse_and_normalize)", "aggregator/parse.py", "parse_and_normalize"),
+    ("fetch (Fetcher.fetch: httpx, socket, gzip, sha256)", "aggregator/ingest/fetch.py", "fetch"),
+    ("parse + normalize + tag (tag_stage.process_body)", "aggregator/ingest/tag_stage.py", "process_body"),
+    ("  parse + normalize (parse_and_normalize)", "aggregator/ingest/parse.py", "parse_and_normalize"),
     ("    feedparser.parse", "feedparser/api.py", "parse"),
-    ("    normalize (entry_to_post)", "aggregator/normalize.py", "entry_to_post"),
+    ("    normalize (entry_to_post)", "aggregator/ingest/normalize.py", "entry_to_post"),
     ("      sanitize_html (nh3)", "aggregator/textclean.py", "sanitize_html"),
     ("      html_to_text", "aggregator/textclean.py", "html_to_text"),
-    ("  tag (tag_stage.tag_posts)", "aggregator/tag_stage.py", "tag_posts"),
+    ("  tag (tag_stage.tag_posts)", "aggregator/ingest/tag_stage.py", "tag_posts"),
     ("store: posts (posts.upsert_for_source)", "aggregator/db/posts.py", "upsert_for_source"),
-    ("store: tags (pipeline.store_tags)", "aggregator/pipeline.py", "store_tags"),
+    ("store: tags (pipeline.store_tags)", "aggregator/ingest/pipeline.py", "store_tags"),
     ("store: source record (sources.record_poll)", "aggregator/db/sources.py", "record_poll"),
     ("store: fetch_log.add", "aggregator/db/fetch_log.py", "add"),
     ("store: commit (psycopg Connection.commit)", "psycopg/connection.py", "commit"),
@@ -422,12 +399,12 @@ STAGES = [  # (label, file suffix, function name): cumulative time of each, from
 def run_profile(urls: list[str], server_url: str, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Every feed through Pipeline.update in this thread, parse inline: cProfile sees the whole path."""
     from aggregator.db import sources as sources_db
-    from aggregator.service import Runtime
+    from aggregator.runtime import Ingest
 
     profiler = cProfile.Profile()
-    with fresh_database(server_url) as database_url:
+    with fresh_database(server_url, prefix="bench_ingest") as database_url:
         settings = bench_settings(database_url, tmp, args, parse_processes=1, fetch_concurrency=1)
-        with Runtime(settings) as rt:
+        with Ingest(settings) as rt:
             add_sources(rt.db, urls, settings.default_interval)
             with rt.db.connection() as conn:
                 claimed = sources_db.claim_due(conn, owner="profile", limit=len(urls), lease_seconds=3600, urls=urls)
@@ -767,6 +744,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reader-workers", type=int, default=16, help="reader.update_feeds(workers=...)")
     parser.add_argument("--parse-processes", type=int, default=0, help="Settings.parse_processes (0: one per core)")
     parser.add_argument("--fetch-concurrency", type=int, default=16, help="Settings.fetch_concurrency")
+    parser.add_argument("--no-stories", action="store_true",
+                        help="ingest without story clustering (Settings.stories=False): what clustering costs")
     parser.add_argument(
         "--per-host-concurrency", type=int, default=0, help="Settings.per_host_concurrency (0: the setting's default)"
     )

@@ -1,6 +1,6 @@
 """Entries per second of parse_and_normalize on one core, and what feedparser's options cost.
 
-Run: .venv/bin/python bench/bench_parse.py [feeds folder]   (default: ../shared/data/feeds)
+Run: python -m bench.bench_parse [feeds folder]   (default: ../shared/data/feeds)
 Not a test: numbers depend on the machine. Each body is parsed `ROUNDS` times; the best round counts,
 measured in CPU time because the machine may be shared.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import feedparser
 
-from aggregator.normalize import canonical_url
-from aggregator.parse import parse_and_normalize
+from aggregator.ingest.normalize import canonical_url
+from aggregator.ingest.parse import parse_and_normalize
 from aggregator.textclean import html_to_text, sanitize_html
 
 ROUNDS = 5

@@ -2,12 +2,12 @@
 
 Run from the project root:
 
-    .venv/bin/python bench/bench_retag.py [--posts 100000] [--batch-size 500] [--processes 0]
+    python -m bench.bench_retag [--posts 100000] [--batch-size 500] [--processes 0]
 
 Seeds a fresh database (on TEST_DATABASE_URL / DATABASE_URL's server, else an embedded PostgreSQL in a
 temporary folder) with N posts by COPY: the texts of ../shared/data/tagging/dev.jsonl repeated (generated
 regional-security sentences when that file is absent), each with a distinct title; then times
-aggregator.retag.retag() over all of them and checks every post got its tags. Cleans up after itself.
+aggregator.ingest.retag.retag() over all of them and checks every post got its tags. Cleans up after itself.
 """
 
 from __future__ import annotations
@@ -23,16 +23,13 @@ from pathlib import Path
 
 import psycopg
 
+from aggregator.db import Database
+from aggregator.ingest.retag import retag
+from bench.bench_ingest import postgres_server
+from tests.support.database import fresh_database
+
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
-sys.path.insert(0, str(BENCH))
-sys.path.insert(1, str(PROJECT))
-
-from bench_ingest import fresh_database, postgres_server  # noqa: E402
-
-from aggregator.db import Database  # noqa: E402
-from aggregator.db import migrate as migrate_db  # noqa: E402
-from aggregator.retag import retag  # noqa: E402
 
 DEV = PROJECT.parent / "shared" / "data" / "tagging" / "dev.jsonl"
 FALLBACK = [
@@ -74,9 +71,8 @@ def main() -> int:
     args = parser.parse_args()
     processes = args.processes or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench-retag-") as tmp, \
-            postgres_server(Path(tmp)) as (server_url, _pid, where), fresh_database(server_url) as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate_db.migrate(conn)
+            postgres_server(Path(tmp)) as (server_url, _pid, where), \
+            fresh_database(server_url, prefix="bench_retag") as url:
         t0 = time.perf_counter()
         seed(url, args.posts)
         seeded = time.perf_counter() - t0

@@ -1,6 +1,6 @@
 """Samples the memory and CPU of a process tree from outside it, so sampling costs the measured process nothing.
 
-Run by bench_ingest.py:  python bench/procwatch.py --root PID [--exclude PID ...] [--also NAME=PID ...]
+Run by bench_ingest.py:  python -m bench.procwatch --root PID [--exclude PID ...] [--also NAME=PID ...]
 
 Every `--interval` seconds it sums the RSS of ROOT and all its descendants, except itself, the
 `--exclude`d processes (with their descendants) and any PostgreSQL process. It remembers the CPU time

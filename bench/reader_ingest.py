@@ -2,7 +2,7 @@
 
 Run by bench_ingest.py in its own process, so its memory and imports stay apart from ours:
 
-    python bench/reader_ingest.py --urls-file URLS --db DB.sqlite [--workers 16]
+    python -m bench.reader_ingest --urls-file URLS --db DB.sqlite [--workers 16]
 
 Prints one JSON line: the cold pass (seconds, entries stored, feeds that failed) and the second,
 unchanged pass over every feed. `update_feeds(workers=N)` fetches *and parses* in N threads of one

@@ -2,7 +2,7 @@
 
 Run by bench_ingest.py as its own process (so its CPU and memory are not the pipeline's):
 
-    python bench/served.py --feeds-dir ../shared/data/feeds --copies 10
+    python -m bench.served --feeds-dir ../shared/data/feeds --copies 10
 
 It binds 127.0.0.1 on a free port, prints one JSON line {"port": ..., "paths": [...]} when it is ready,
 and serves until its standard input closes (its parent exited) or it gets SIGTERM.
@@ -28,8 +28,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feedcopies import all_copies, content_type_for, feed_files
+from bench.feedcopies import all_copies, content_type_for, feed_files
 
 LOOPBACK = "127.0.0.1"
 

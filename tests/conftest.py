@@ -7,25 +7,19 @@ emptied between tests.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from aggregator.config import Settings
-from aggregator.db import Database, start_embedded
-from aggregator.db import migrate as migrate_db
-from tests.digest.smtpsink import smtp  # noqa: F401  (fixture)
+from aggregator.db import Database
+from tests.support.database import fresh_database, reset, server_url
 from tests.support.feedserver import feed_server  # noqa: F401  (fixture)
+from tests.support.smtp import smtp  # noqa: F401  (fixture)
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 SHARED_DATA = SHARED / "data"
-TABLES = ("fetch_log", "post_sources", "posts", "sources")
 
 
 @pytest.fixture(scope="session")
@@ -39,19 +33,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session."""
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:  # its own folder (not pytest's, which other test runs may be cleaning up)
-        server_url = start_embedded(Path(tempfile.mkdtemp(prefix="aggregator-test-pg-")),
-                                    delete_on_exit=True)
-    name = f"aggregator_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate_db.migrate(conn)
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database(server_url()) as url:
+        yield url
 
 
 @pytest.fixture
@@ -73,7 +56,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def db(settings: Settings) -> Iterator[Database]:
     database = Database(settings.database_url or "", max_size=6)
     with database.connection() as conn:
-        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
+        reset(conn, "ingest")
     yield database
     database.close()

@@ -19,8 +19,8 @@ from aggregator.db import posts as posts_db
 from aggregator.db import sources as sources_db
 from aggregator.db.sources import SourceSpec
 from aggregator.errors import ConfigError, DatabaseUnavailable, SchemaVersionError, StorageError
-from aggregator.models import Post
-from aggregator.service import sync_feeds_file
+from aggregator.ingest.models import Post
+from aggregator.sources.registry import sync_feeds_file
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -131,19 +131,34 @@ def test_same_url_from_two_feeds_is_one_article_linked_to_both(db: Database) -> 
     assert links == (2, 1)
 
 
-def test_two_workers_storing_one_new_url_at_once_make_one_article(db: Database, database_url: str) -> None:
+def feed_batch(feed: str, size: int, shared: int) -> list[Post]:
+    """`size` new posts of one feed: the article `shared` (its URL is the same in every feed) and
+    others only this feed carries."""
+    own = [make_post(n, dedup_key=f"{feed}#{n}", guid=str(n), url=f"{feed}/posts/{n}")
+           for n in range(1000, 1000 + size - 1)]
+    return [make_post(shared, dedup_key=f"{feed}#{shared}", guid=str(shared)), *own]
+
+
+BIG = posts_db.URL_LOCKS_MAX + 1  # a batch of new URLs that takes the one exclusive lock instead of one per URL
+
+
+@pytest.mark.parametrize(("first_size", "second_size"), [(1, 1), (BIG, 1), (1, BIG), (BIG, BIG)])
+def test_two_workers_storing_one_new_url_at_once_make_one_article(
+    db: Database, database_url: str, first_size: int, second_size: int
+) -> None:
     """Two feeds carrying the same new article, stored by two workers in overlapping transactions:
-    the second must wait for the first and link to its post, not insert a second one."""
+    the second must wait for the first and link to its post, not insert a second one. Whether
+    either batch is small (URLs locked one by one) or big (one lock for all its URLs)."""
     a = add_source(db, "https://a.example/feed")
     b = add_source(db, "https://b.example/feed")
     results: list[posts_db.UpsertResult] = []
     with psycopg.connect(database_url) as first:  # a transaction, left open while the second runs
-        posts_db.upsert_for_source(first, a, [make_post(1, dedup_key="https://a.example/feed#1", guid="1")], NOW)
+        posts_db.upsert_for_source(first, a, feed_batch("https://a.example/feed", first_size, 1), NOW)
 
         def second() -> None:
             with psycopg.connect(database_url) as conn:
                 results.append(posts_db.upsert_for_source(
-                    conn, b, [make_post(1, dedup_key="https://b.example/feed#x", guid="x")], NOW))
+                    conn, b, feed_batch("https://b.example/feed", second_size, 1), NOW))
 
         worker = threading.Thread(target=second)
         worker.start()
@@ -153,11 +168,28 @@ def test_two_workers_storing_one_new_url_at_once_make_one_article(db: Database, 
                 assert worker.is_alive() and time.monotonic() < deadline, "the second worker did not wait"
         first.commit()
     worker.join(10)
-    assert [r.new for r in results] == [0], "the second worker linked the first one's post"
+    assert [r.new for r in results] == [second_size - 1], "the second worker linked the first one's post"
     with db.connection() as conn:
-        assert posts_db.count(conn) == 1
-        links = conn.execute("SELECT count(*), count(DISTINCT post_id) FROM post_sources").fetchone()
+        assert posts_db.count(conn) == first_size + second_size - 1
+        links = conn.execute("""SELECT count(*), count(DISTINCT post_id) FROM post_sources ps
+                                JOIN posts p ON p.id = ps.post_id WHERE p.url = %s""",
+                             ("https://example.org/posts/1",)).fetchone()
     assert links == (2, 1)
+
+
+def test_a_batch_of_many_new_urls_takes_few_locks(db: Database) -> None:
+    """Every lock takes a slot of PostgreSQL's shared lock table until the transaction ends; one per
+    new URL ran it out ("out of shared memory") on a feed of 20,000 entries, at every poll."""
+    sid = add_source(db, "https://example.org/feed")
+    posts = [make_post(n) for n in range(1, 20_001)]
+    with db.connection() as conn:
+        result = posts_db.upsert_for_source(conn, sid, posts, NOW)
+        locks = conn.execute("""SELECT count(*) FROM pg_locks
+                                WHERE locktype = 'advisory' AND pid = pg_backend_pid()""").fetchone()
+    assert result.new == 20_000
+    assert locks is not None and locks[0] <= posts_db.URL_LOCKS_MAX + 1
+    with db.connection() as conn:
+        assert posts_db.count(conn) == 20_000
 
 
 def test_same_url_twice_in_one_feed_stays_two_posts(db: Database) -> None:
@@ -215,7 +247,10 @@ def test_feeds_file_sync_adds_updates_and_disables(db: Database, settings: Setti
         ("feeds: 3\n", "top-level `feeds:` list"),
         ("feeds:\n  - name: x\n", "needs at least a `url`"),
         ("feeds:\n  - url: ftp://x.example/\n", "not an http(s) URL"),
-        ("feeds:\n  - url: https://x.example/\n    countries: [kz]\n", "countries must be a list"),
+        ("feeds:\n  - url: https://x.example/\n    countries: KZ\n", "countries must be a list"),
+        ("feeds:\n  - url: https://x.example/\n    countries: [XX]\n", "entry 1: countries: unknown code 'XX'"),
+        ("feeds:\n  - url: https://x.example/\n    topics: [gardening]\n", "topics: unknown code 'gardening'"),
+        ("feeds:\n  - url: http://user:pw@x.example/\n", "entry 1: url: a user name or password"),
         ("feeds:\n  - url: https://x.example/\n  - url: https://x.example/\n", "duplicate url"),
         ("feeds: [unclosed\n", "not valid YAML"),
     ],

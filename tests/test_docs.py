@@ -40,3 +40,34 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert len(blocks) >= 2
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     assert blocks[1].strip() in ci.splitlines()
+
+
+ARCHITECTURE = (ROOT / "docs" / "ARCHITECTURE.md").read_text("utf-8")
+_PATH = re.compile(r"(?<![\w/.])((?:[a-z_]+/)*[a-z_]+(?:\.py|/))(?![\w])")
+_DOTTED = re.compile(r"`((?:db|ingest|web|digest|tagging|feeds_out|sources)(?:\.[A-Za-z_]+)+)`")
+
+
+def architecture_paths(text: str) -> set[str]:
+    """Module files and folders the page names (`ingest/fetch.py`, `web/`, `db/migrations/`)."""
+    return {m for m in _PATH.findall(text) if not m.startswith(("config/", "docs/", "tests/"))}
+
+
+def test_architecture_names_only_modules_that_exist() -> None:
+    package = ROOT / "aggregator"
+    named = architecture_paths(ARCHITECTURE)
+    assert len(named) > 30, "the page should name the modules it describes"
+    missing = sorted(p for p in named if not (package / p).exists() and not (ROOT / p).exists())
+    assert not missing, f"docs/ARCHITECTURE.md names modules that do not exist: {missing}"
+    for dotted in _DOTTED.findall(ARCHITECTURE):
+        module, _, name = dotted.rpartition(".")
+        path = package.joinpath(*module.split(".")).with_suffix(".py")
+        if not path.exists():
+            path = package.joinpath(*module.split("."), "__init__.py")
+        assert path.exists() and re.search(rf"\b(class|def)\s+{name}\b|^{name}\s*[:=]", path.read_text("utf-8"),
+                                           re.M), f"docs/ARCHITECTURE.md names {dotted}, which does not exist"
+
+
+def test_the_architecture_check_catches_a_stale_name() -> None:
+    assert "ingest/fetch.py" in architecture_paths("see `ingest/fetch.py` and web/")
+    assert "pipeline.py" in architecture_paths("`pipeline.py` does it")
+    assert not (ROOT / "aggregator" / "pipeline.py").exists()  # so that name, left on the page, would fail

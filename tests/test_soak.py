@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak"
-sys.path.insert(0, str(SOAK))
-from check import ApiCall, Observations, evaluate  # noqa: E402
+from bench.soak.check import ApiCall, Observations, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FEED = "http://127.0.0.1:9/feeds/"
 
@@ -75,8 +75,8 @@ def test_a_clear_503_during_the_outage_is_expected() -> None:
 @pytest.mark.timeout(1200)
 def test_short_soak_loses_nothing_under_load_and_faults(tmp_path: Path) -> None:
     report = tmp_path / "soak.json"
-    done = subprocess.run([sys.executable, str(SOAK / "run.py"), "--minutes", "3", "--report", str(report)],
-                          capture_output=True, text=True, timeout=1100)
+    done = subprocess.run([sys.executable, "-m", "bench.soak.run", "--minutes", "3", "--report", str(report)],
+                          capture_output=True, text=True, timeout=1100, cwd=ROOT)
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
     result = json.loads(report.read_text())
     assert result["passed"] and result["posts"]["published"] > 50, result["posts"]

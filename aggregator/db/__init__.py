@@ -7,7 +7,6 @@ connection and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,21 +23,17 @@ log = logging.getLogger(__name__)
 def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> str:
     """Start (or join) the embedded PostgreSQL kept under `pgdata` and return its URL.
 
-    The server outlives nothing: it stops when the last process using it exits, and its data
-    stays in `pgdata` for the next start.
+    The server outlives nobody: it stops when the last process using it is gone, however that
+    process ended (see db/embedded.py), and its data stays in `pgdata` for the next start.
     """
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here
-        warnings.simplefilter("ignore")
-        import pgserver  # imported here: only the embedded mode needs it
+    from aggregator.db import embedded
 
-    pgdata = pgdata.resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
+        url = embedded.start(pgdata, delete_on_exit=delete_on_exit)
     except Exception as exc:  # pgserver raises plain subprocess/OS errors
         raise StorageError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
-    log.info("db.embedded_started pgdata=%s", pgdata)
-    return server.get_uri()
+    log.info("db.embedded_started pgdata=%s", pgdata.resolve())
+    return url
 
 
 def database_url(settings: Settings) -> str:

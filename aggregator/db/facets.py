@@ -6,37 +6,57 @@ Two ways to the same numbers:
 - rolled up: for no filter, one country or one topic, sum the monthly counts of facet_months
   (migration 0003) for whole months, and count live only what the rollup cannot answer: the
   partial months at the edges of since/until and the months changed since the last refresh.
-Both give exact counts; `refresh` only decides how much has to be counted live.
+Both give exact counts; `refresh` only decides how much has to be counted live. The same monthly
+rebuild also keeps the trend dimensions that aggregator.db.trends reads (posts per day and topic of
+a country, per day and country of a topic, per day and member place or country of a region).
+
+Regions are facet keys of every dimension ('r:central-asia': the reader's sidebar counts them) and
+have dimensions of their own holding only their posts per day (a region page's trend), made with
+the definitions in facet_regions (migration 0014), which `sync_regions` keeps equal to the taxonomy's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
-from aggregator.db.query import where
+from aggregator.db.post_filters import where
 from aggregator.query import PostFilter
 
+if TYPE_CHECKING:
+    from aggregator.tagging import Taxonomy
+
 REFRESH_LOCK = 7_242_019_002  # advisory lock: one refresher at a time across processes
+Regions = Mapping[str, tuple[Sequence[str], Sequence[str]]]  # region code -> (countries, places)
 MAX_LIVE_MONTHS = 24  # more changed months than this: counting everything live is simpler and as fast
 
-# Facet keys of one post: its day, countries, topics and sources, as 'd:…', 'c:…', 't:…', 's:…'.
+# The regions of one post `p`: those of whole countries it is about, those that are part of a country
+# whose places it names (the filter's rule: aggregator.db.post_filters).
+_REGIONS_OF_POST = """
+    array(SELECT 'r:' || r.code FROM facet_regions r
+          WHERE CASE WHEN r.places = '{}' THEN p.countries && r.countries ELSE p.places && r.places END)
+"""
+
+# Facet keys of one post: its day, language, countries, topics and sources, as 'd:…', 'l:…', 'c:…', 't:…', 's:…'.
 _FACET_KEYS = """
-    ARRAY['d:' || to_char(p.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')]
+    ARRAY['d:' || to_char(p.sort_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'l:' || coalesce(p.lang, 'und')]
     || array(SELECT 'c:' || c FROM unnest(p.countries) AS c)
     || array(SELECT 't:' || t FROM unnest(p.topics) AS t)
     || array(SELECT 's:' || ps.source_id FROM post_sources ps WHERE ps.post_id = p.id)
 """
+# ... and its regions, 'r:…': the reader's sidebar counts them. They nearly triple the cost of counting live
+# (a lookup of every region per post), so the API's facets, which do not show them, count without.
+_FACET_KEYS_WITH_REGIONS = _FACET_KEYS + " || " + _REGIONS_OF_POST
 
 
 def rollup_dim(f: PostFilter) -> str | None:
     """The facet_months dimension that answers this filter alone, or None when only live counting can."""
-    if f.q or f.langs or f.sources or f.regions or len(f.countries) + len(f.topics) > 1:
+    if f.q or f.langs or f.sources or f.regions or f.places or len(f.countries) + len(f.topics) > 1:
         return None
     if f.countries:
         return ("p:" if f.role == "primary" else "c:") + f.countries[0]
@@ -65,35 +85,89 @@ def _whole_months(f: PostFilter) -> tuple[date, date]:
 
 
 def _ranges_condition(ranges: Sequence[tuple[datetime, datetime]]) -> tuple[sql.Composable, dict[str, Any]]:
-    """published_at in any of these [start, end) ranges: an OR of index range scans."""
+    """sort_at in any of these [start, end) ranges: an OR of index range scans."""
     parts, params = [], {}
     for i, (start, end) in enumerate(ranges):
-        parts.append(sql.SQL("(p.published_at >= {} AND p.published_at < {})").format(
+        parts.append(sql.SQL("(p.sort_at >= {} AND p.sort_at < {})").format(
             sql.Placeholder(f"r{i}s"), sql.Placeholder(f"r{i}e")))
         params[f"r{i}s"], params[f"r{i}e"] = start, end
     return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
 
 
-def live_sql(f: PostFilter, ranges: Sequence[tuple[datetime, datetime]] | None = None,
+def live_sql(f: PostFilter, ranges: Sequence[tuple[datetime, datetime]] | None = None, *, regions: bool = False,
              ) -> tuple[sql.Composed, dict[str, Any]]:
-    """Facet keys counted over the matching posts (optionally only those published in `ranges`)."""
+    """Facet keys counted over the matching posts (optionally only those published in `ranges`; with
+    `regions`, their regions too)."""
     condition, params = where(f)
     if ranges is not None:
         in_ranges, range_params = _ranges_condition(ranges)
         condition = sql.SQL("{} AND {}").format(condition, in_ranges)
         params.update(range_params)
     statement = sql.SQL("SELECT key, count(*) FROM posts p, unnest({keys}) AS key WHERE {condition} GROUP BY key")
-    return statement.format(keys=sql.SQL(_FACET_KEYS), condition=condition), params
+    keys = _FACET_KEYS_WITH_REGIONS if regions else _FACET_KEYS
+    return statement.format(keys=sql.SQL(keys), condition=condition), params
 
 
-def counts(conn: psycopg.Connection, f: PostFilter, *, days: int) -> Counter[str]:
+# Facet keys of a sampled post: its language, countries, topics, sources and regions (pages show no day counts).
+_SAMPLE_KEYS = """
+    ARRAY['l:' || coalesce(p.lang, 'und')]
+    || array(SELECT 'c:' || c FROM unnest(p.countries) AS c)
+    || array(SELECT 't:' || t FROM unnest(p.topics) AS t)
+    || array(SELECT 's:' || ps.source_id FROM post_sources ps WHERE ps.post_id = p.id)
+    || """ + _REGIONS_OF_POST
+SEARCH_WINDOW = 20_000  # newest posts whose matches a search's sample is taken from first
+
+
+def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[str] | None:
+    """Facet counts over the newest `newest` matching posts, or None when the rollup answers this
+    filter (then `counts` is exact and cheap). For a filter only live counting can answer (words, a
+    combination), counting every match of a million posts takes seconds; a page shows the mix of
+    the newest matches instead, and says so when the sample was full.
+
+    The newest matches are found by walking the date index, testing each post: cheap for tag
+    arrays, not for words (each test reads the post's search vector: 150 ms to find the newest 500
+    posts with a word in one of 30). A search therefore first takes its matches among the newest
+    SEARCH_WINDOW posts from its word index and the date index together (12 ms); only when they
+    are too few (a rarer word, whose index finds it cheaply everywhere) is the whole archive asked."""
+    if rollup_dim(f) is not None:
+        return None
+    condition, params = where(f)
+    params["newest"] = newest
+    if f.q:
+        row = conn.execute("SELECT sort_at FROM posts ORDER BY sort_at DESC, id DESC OFFSET %(window)s LIMIT 1",
+                           {"window": SEARCH_WINDOW}).fetchone()
+        if row is not None:  # a constant, so the planner knows how few posts it bounds
+            found = _fetch(conn, _SAMPLE_OF_RECENT.format(condition=condition, keys=sql.SQL(_SAMPLE_KEYS)),
+                           {**params, "window_start": row[0]})
+            if sum(n for key, n in found.items() if key.startswith("l:")) >= newest:
+                return found
+    return _fetch(conn, _SAMPLE.format(condition=condition, keys=sql.SQL(_SAMPLE_KEYS)), params)
+
+
+_SAMPLE = sql.SQL("""
+    WITH chosen AS (SELECT p.id, p.lang, p.countries, p.topics, p.places FROM posts p
+                    WHERE {condition}
+                    ORDER BY p.sort_at DESC, p.id DESC LIMIT %(newest)s)
+    SELECT key, count(*) FROM chosen p, unnest({keys}) AS key GROUP BY key
+""")
+# MATERIALIZED: found as a set (a bitmap of both indexes), not by walking the date index.
+_SAMPLE_OF_RECENT = sql.SQL("""
+    WITH matches AS MATERIALIZED (SELECT p.id, p.sort_at, p.lang, p.countries, p.topics, p.places
+                                  FROM posts p
+                                  WHERE {condition} AND p.sort_at >= %(window_start)s),
+         chosen AS (SELECT * FROM matches ORDER BY sort_at DESC, id DESC LIMIT %(newest)s)
+    SELECT key, count(*) FROM chosen p, unnest({keys}) AS key GROUP BY key
+""")
+
+
+def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool = False) -> Counter[str]:
     """Exact facet counts ('c:KZ' -> posts, …) for the filter, with at least the newest `days` day
-    counts (the caller keeps the newest). Run it in a REPEATABLE READ transaction: the dirty months
-    and the rollup must be read from one snapshot."""
+    counts (the caller keeps the newest; 0: none needed), and with `regions` the regions' ('r:central-asia').
+    Run it in a REPEATABLE READ transaction: the dirty months and the rollup must be read from one snapshot."""
     dim = rollup_dim(f)
     dirty = [] if dim is None else [r[0] for r in conn.execute("SELECT DISTINCT month FROM facet_dirty_months")]
     if dim is None or len(dirty) > MAX_LIVE_MONTHS:
-        return _fetch(conn, *live_sql(f))
+        return _fetch(conn, *live_sql(f, regions=regions))
     first, end = _whole_months(f)
     live = [(_at(m), _at(_next_month(m))) for m in dirty if first <= m < end]
     if f.since is not None:  # the partial month before the first whole one
@@ -101,31 +175,51 @@ def counts(conn: psycopg.Connection, f: PostFilter, *, days: int) -> Counter[str
     if f.until is not None:  # and after the last
         live.append((max(_at(end), f.since or _at(end)), f.until))
     live = [(start, stop) for start, stop in live if start < stop]
-    total = _fetch(conn, *live_sql(f, live)) if live else Counter()
+    total = _fetch(conn, *live_sql(f, live, regions=regions)) if live else Counter()
     params = {"dim": dim, "first": first, "end": end, "dirty": dirty, "days": days}
-    rolled = _ALL_TIME if f.since is None and f.until is None else _MONTHS
-    total.update({key: int(n) for key, n in conn.execute(_NEWEST_DAYS.format(rolled=rolled), params)})
+    unbounded = f.since is None and f.until is None
+    statement = _ROLLED.format(facets=_ALL_TIME if unbounded else _MONTHS,
+                               days=_DAYS_ALL_TIME if unbounded else _DAYS_MONTHS)
+    total.update({key: int(n) for key, n in conn.execute(statement, params)})
     return total
 
 
-# Unbounded: the all-time rows, less what they hold of months changed since (counted live instead).
+# Facets other than days. Unbounded: the all-time rows, less what they hold of months changed since
+# (counted live instead). Each part is one range of the (dim, month, facet) key: a condition on
+# month that the index cannot use (month = '-infinity' OR month = ANY(...)) made PostgreSQL read
+# every month of the dimension, 15 ms instead of 0.7 for the whole archive.
 _ALL_TIME = sql.SQL("""
-    SELECT facet, sum(CASE WHEN month = '-infinity' THEN posts ELSE -posts END) AS n FROM facet_months
-    WHERE dim = %(dim)s AND (month = '-infinity' OR month = ANY(%(dirty)s::date[]))
-    GROUP BY facet
+    SELECT facet, sum(n) FROM (
+        SELECT facet, posts AS n FROM facet_months
+        WHERE dim = %(dim)s AND month = '-infinity' AND facet NOT LIKE 'd:%%'
+        UNION ALL
+        SELECT facet, -posts FROM facet_months
+        WHERE dim = %(dim)s AND month = ANY(%(dirty)s::date[]) AND facet NOT LIKE 'd:%%'
+    ) AS parts
+    GROUP BY facet HAVING sum(n) > 0
 """)
 _MONTHS = sql.SQL("""
-    SELECT facet, sum(posts) AS n FROM facet_months
+    SELECT facet, sum(posts) FROM facet_months
     WHERE dim = %(dim)s AND month >= %(first)s AND month < %(end)s AND NOT month = ANY(%(dirty)s::date[])
-    GROUP BY facet
+      AND facet NOT LIKE 'd:%%'
+    GROUP BY facet HAVING sum(posts) > 0
 """)
-# Of the day counts only the newest `days` can be shown: the rest (years of them) never leave the database.
-_NEWEST_DAYS = sql.SQL("""
-    WITH rolled AS ({rolled})
-    SELECT facet, n FROM rolled WHERE n > 0 AND facet NOT LIKE 'd:%%'
-    UNION ALL
-    (SELECT facet, n FROM rolled WHERE n > 0 AND facet LIKE 'd:%%' ORDER BY facet DESC LIMIT %(days)s)
+# Of the day counts only the newest `days` can be shown: the rest (years of them) never leave the
+# database. A day is counted in its month's rows only, so a changed month's days are simply left
+# out (they are counted live); the newest are read backwards along the key.
+_DAYS_ALL_TIME = sql.SQL("""
+    SELECT facet, posts FROM facet_months
+    WHERE dim = %(dim)s AND month = '-infinity' AND facet LIKE 'd:%%' AND posts > 0
+      AND NOT (substr(facet, 3, 7) || '-01')::date = ANY(%(dirty)s::date[])
+    ORDER BY facet DESC LIMIT %(days)s
 """)
+_DAYS_MONTHS = sql.SQL("""
+    SELECT facet, posts FROM facet_months
+    WHERE dim = %(dim)s AND month >= %(first)s AND month < %(end)s AND NOT month = ANY(%(dirty)s::date[])
+      AND facet LIKE 'd:%%' AND posts > 0
+    ORDER BY facet DESC LIMIT %(days)s
+""")
+_ROLLED = sql.SQL("({facets}) UNION ALL ({days})")
 
 
 def _fetch(conn: psycopg.Connection, statement: sql.Composable, params: dict[str, Any]) -> Counter[str]:
@@ -133,6 +227,8 @@ def _fetch(conn: psycopg.Connection, statement: sql.Composable, params: dict[str
 
 
 def source_names(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, str]:
+    if not ids:
+        return {}
     rows = conn.execute("SELECT id, coalesce(name, title, url) FROM sources WHERE id = ANY(%(ids)s)",
                         {"ids": list(ids)}).fetchall()
     return {source_id: name for source_id, name in rows}
@@ -147,9 +243,32 @@ _REBUILD_MONTH = sql.SQL("""
                 || array(SELECT 'p:' || c FROM unnest(p.primary_countries) AS c)
                 || array(SELECT 't:' || t FROM unnest(p.topics) AS t)) AS dim,
          unnest({keys}) AS key
-    WHERE p.published_at >= %(start)s AND p.published_at < %(end)s
+    WHERE p.sort_at >= %(start)s AND p.sort_at < %(end)s
     GROUP BY dim, key
-""").format(keys=sql.SQL(_FACET_KEYS))
+    UNION ALL
+    SELECT %(month)s, 'r:' || r.code, 'd:' || to_char(p.sort_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)
+    FROM posts p JOIN facet_regions r
+         ON CASE WHEN r.places = '{{}}' THEN p.countries && r.countries ELSE p.places && r.places END
+    WHERE p.sort_at >= %(start)s AND p.sort_at < %(end)s
+    GROUP BY 2, 3
+    UNION ALL
+    SELECT %(month)s, 'xc:' || c, to_char(p.sort_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '|' || t, count(*)
+    FROM posts p, unnest(p.countries) AS c, unnest(p.topics) AS t
+    WHERE p.sort_at >= %(start)s AND p.sort_at < %(end)s
+    GROUP BY 2, 3
+    UNION ALL
+    SELECT %(month)s, 'xt:' || t, to_char(p.sort_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '|' || c, count(*)
+    FROM posts p, unnest(p.topics) AS t, unnest(p.countries) AS c
+    WHERE p.sort_at >= %(start)s AND p.sort_at < %(end)s
+    GROUP BY 2, 3
+    UNION ALL
+    SELECT %(month)s, 'xr:' || r.code, to_char(p.sort_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '|' || m, count(*)
+    FROM posts p, facet_regions r,
+         unnest(CASE WHEN r.places = '{{}}' THEN p.countries ELSE p.places END) AS m
+    WHERE p.sort_at >= %(start)s AND p.sort_at < %(end)s
+      AND m = ANY(CASE WHEN r.places = '{{}}' THEN r.countries ELSE r.places END)
+    GROUP BY 2, 3
+""").format(keys=sql.SQL(_FACET_KEYS_WITH_REGIONS))
 
 
 def refresh(conn: psycopg.Connection, *, max_months: int | None = 12) -> int:
@@ -172,11 +291,37 @@ def refresh(conn: psycopg.Connection, *, max_months: int | None = 12) -> int:
     return len(months)
 
 
+def region_definitions(taxonomy: Taxonomy) -> dict[str, tuple[Sequence[str], Sequence[str]]]:
+    """Each region's countries and, for a region that is part of a country, its places (and theirs)."""
+    return {code: (sorted(region.countries), sorted(taxonomy.region_places.get(code, ())))
+            for code, region in taxonomy.regions.items()}
+
+
+def sync_regions(conn: psycopg.Connection, regions: Regions) -> bool:
+    """Make facet_regions hold these definitions (code -> (countries, places)); returns whether they
+    changed. A change marks every rolled-up month as changed: its region counts were made with the
+    old definitions. Waits for a refresh in progress, which reads the table."""
+    wanted = {code: (sorted(countries), sorted(places)) for code, (countries, places) in regions.items()}
+    stored = {code: (list(countries), list(places)) for code, countries, places in
+              conn.execute("SELECT code, countries, places FROM facet_regions")}
+    if stored == wanted:
+        return False
+    conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": REFRESH_LOCK})
+    conn.execute("DELETE FROM facet_regions")
+    with conn.cursor().copy("COPY facet_regions (code, countries, places) FROM STDIN") as copy:
+        for code, (countries, places) in sorted(wanted.items()):
+            copy.write_row((code, countries, places))
+    conn.execute("INSERT INTO facet_dirty_months SELECT DISTINCT month FROM facet_months WHERE month <> '-infinity'")
+    return True
+
+
 # The all-time rows follow the months: a month's old counts are taken out before it is rebuilt,
-# its new ones added after.
+# its new ones added after. The trend dimensions ('xc:', 'xt:', 'xr:': per day and topic, country or
+# place, read by aggregator.db.trends) are only ever read by month, so they get no all-time rows.
 _ADD_TO_ALL_TIME = """
     INSERT INTO facet_months (month, dim, facet, posts)
-    SELECT '-infinity', dim, facet, %(sign)s * sum(posts) FROM facet_months WHERE month = ANY(%(m)s)
+    SELECT '-infinity', dim, facet, %(sign)s * sum(posts) FROM facet_months
+    WHERE month = ANY(%(m)s) AND dim NOT LIKE 'x%%'
     GROUP BY dim, facet
     ON CONFLICT (dim, month, facet) DO UPDATE SET posts = facet_months.posts + EXCLUDED.posts
 """

@@ -6,7 +6,7 @@ says about them (id, changed_at, tags, source) — enough to compute the feed's 
 answer a conditional request with 304 — and only when the body is needed does `bodies` read the
 wide, TOASTed columns (html, summary) of those N posts.
 
-The filter is the shared one (aggregator.db.query.where), so feeds select exactly what the API does.
+The filter is the shared one (aggregator.db.post_filters.where), so feeds select exactly what the API does.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from aggregator.db.query import where
+from aggregator.db.post_filters import where
 from aggregator.query import PostFilter
 
 CHANGE_CHANNEL = "aggregator_feeds_changed"  # notified by the triggers of migration 0004
@@ -39,6 +39,10 @@ class FeedHead:
     source_name: str | None
     source_url: str | None
     source_site_url: str | None
+    story_id: int | None = None  # with group=story: the story this entry stands for
+    story_updated: datetime | None = None
+    story_sources: int | None = None
+    story_posts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +52,8 @@ class FeedBody:
     title: str
     url: str | None
     author: str | None
-    published_at: datetime
+    published_at: datetime | None  # NULL: the feed gave no date
+    first_seen_at: datetime
     updated_at: datetime | None
     summary: str
     html: str
@@ -56,7 +61,7 @@ class FeedBody:
 
 
 def heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -> list[FeedHead]:
-    """The newest `limit` matching posts, newest first (the API's order: published, then id)."""
+    """The newest `limit` matching posts, newest first (the API's order: sort_at, then id)."""
     condition, params = where(post_filter)
     statement = sql.SQL("""
         SELECT p.id, p.changed_at, p.countries, p.primary_countries, p.topics,
@@ -64,18 +69,59 @@ def heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -> list
                s.url AS source_url, s.site_url AS source_site_url
         FROM posts p LEFT JOIN sources s ON s.id = p.source_id
         WHERE {condition}
-        ORDER BY p.published_at DESC, p.id DESC
+        ORDER BY p.sort_at DESC, p.id DESC
         LIMIT %(limit)s
     """).format(condition=condition)
     cur = conn.cursor(row_factory=class_row(FeedHead))
     return cur.execute(statement, {**params, "limit": limit}).fetchall()
 
 
+def story_heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -> list[FeedHead]:
+    """One head per story with a matching post, latest activity first: the story's first post,
+    with the story's id, its last change and its counts (what makes the entry change as it grows)."""
+    condition, params = where(post_filter)
+    statement = sql.SQL("""
+        SELECT p.id, p.changed_at, p.countries, p.primary_countries, p.topics,
+               s.id AS source_id, coalesce(s.name, s.title, s.url) AS source_name,
+               s.url AS source_url, s.site_url AS source_site_url,
+               st.id AS story_id, st.updated_at AS story_updated, st.source_count AS story_sources,
+               st.post_count AS story_posts
+        FROM stories st
+        JOIN posts p ON p.id = st.first_post_id
+        LEFT JOIN sources s ON s.id = p.source_id
+        WHERE st.merged_into IS NULL
+          AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = st.id AND {condition})
+        ORDER BY st.last_seen_at DESC, st.id DESC
+        LIMIT %(limit)s
+    """).format(condition=condition)
+    cur = conn.cursor(row_factory=class_row(FeedHead))
+    return cur.execute(statement, {**params, "limit": limit}).fetchall()
+
+
+def story_sources(conn: psycopg.Connection, story_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The names of each story's sources in the order they reported it."""
+    rows = conn.execute(
+        """
+        SELECT p.story_id, coalesce(s.name, s.title, s.url)
+        FROM posts p JOIN post_sources ps ON ps.post_id = p.id JOIN sources s ON s.id = ps.source_id
+        WHERE p.story_id = ANY(%(ids)s)
+        ORDER BY p.story_id, p.sort_at, p.id, ps.first_seen_at
+        """,
+        {"ids": list(story_ids)},
+    ).fetchall()
+    found: dict[int, list[str]] = {}
+    for story_id, name in rows:
+        names = found.setdefault(int(story_id), [])
+        if name not in names:
+            names.append(name)
+    return found
+
+
 def bodies(conn: psycopg.Connection, post_ids: Sequence[int]) -> dict[int, FeedBody]:
     cur = conn.cursor(row_factory=class_row(FeedBody))
     rows = cur.execute(
         """
-        SELECT id, dedup_key, title, url, author, published_at, updated_at, summary, html, lang
+        SELECT id, dedup_key, title, url, author, published_at, first_seen_at, updated_at, summary, html, lang
         FROM posts WHERE id = ANY(%(ids)s)
         """,
         {"ids": list(post_ids)},

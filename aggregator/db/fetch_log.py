@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg.rows import class_row
+
+from aggregator.errors import SourceError
 
 
 @dataclass(slots=True)
@@ -20,7 +21,7 @@ class FetchLogEntry:
     finished_at: datetime
     outcome: str
     status: int | None
-    error_kind: str | None
+    error_kind: str | None  # the stored code of an ErrorKind (http_404, not_a_feed, ...)
     error: str | None
     entries: int
     new_posts: int
@@ -37,12 +38,12 @@ def add(
     finished_at: datetime,
     outcome: str,
     status: int | None = None,
-    error_kind: str | None = None,
-    error: str | None = None,
+    failure: SourceError | None = None,
     entries: int = 0,
     new_posts: int = 0,
     updated_posts: int = 0,
 ) -> None:
+    """One poll; a failed one stores its kind's code and the first 2,000 characters of its message."""
     conn.execute(
         """
         INSERT INTO fetch_log (source_id, worker, due_at, started_at, finished_at, outcome, status,
@@ -50,21 +51,11 @@ def add(
         VALUES (%(source_id)s, %(worker)s, %(due_at)s, %(started_at)s, %(finished_at)s, %(outcome)s,
                 %(status)s, %(error_kind)s, %(error)s, %(entries)s, %(new_posts)s, %(updated_posts)s)
         """,
-        {k: v for k, v in locals().items() if k != "conn"},
+        {"source_id": source_id, "worker": worker, "due_at": due_at, "started_at": started_at,
+         "finished_at": finished_at, "outcome": outcome, "status": status,
+         "error_kind": failure.code if failure else None, "error": failure.message[:2000] if failure else None,
+         "entries": entries, "new_posts": new_posts, "updated_posts": updated_posts},
     )
-
-
-def for_source(conn: psycopg.Connection, source_id: int, limit: int = 50) -> list[FetchLogEntry]:
-    cur = conn.cursor(row_factory=class_row(FetchLogEntry))
-    return cur.execute(
-        "SELECT * FROM fetch_log WHERE source_id = %(id)s ORDER BY started_at DESC LIMIT %(limit)s",
-        {"id": source_id, "limit": limit},
-    ).fetchall()
-
-
-def all_entries(conn: psycopg.Connection) -> list[FetchLogEntry]:
-    cur = conn.cursor(row_factory=class_row(FetchLogEntry))
-    return cur.execute("SELECT * FROM fetch_log ORDER BY id").fetchall()
 
 
 def prune(conn: psycopg.Connection, older_than: datetime) -> int:

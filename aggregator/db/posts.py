@@ -13,14 +13,17 @@ back and forth.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
 
-from aggregator.models import Post
+from aggregator.ingest.models import Post
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +99,38 @@ def _existing_by_url_elsewhere(
     return {r[2]: StoredPost(*r) for r in rows}
 
 
+# Advisory locks that make two workers storing one new URL from two feeds make one post. Every
+# lock of a transaction takes a slot of PostgreSQL's shared lock table until it ends, and that
+# table is small (max_locks_per_transaction x max_connections: 6,400 slots by default, for every
+# session together), so one transaction takes at most URL_LOCKS_MAX + 1 of them:
+NEW_URLS_LOCK = 7_242_019_003  # one key: shared by a batch locking its URLs one by one, exclusive by a big batch
+URL_LOCK_CLASS = 72_421  # advisory lock class (two-key form): "storing a post with this URL"; key hashtext(url)
+URL_LOCKS_MAX = 256  # new URLs a batch locks one by one; a bigger batch takes NEW_URLS_LOCK exclusively
+
+
 def _lock_urls(conn: psycopg.Connection, urls: list[str]) -> None:
     """Serialize workers storing the same new URL from different sources until this transaction
     ends: without it, both look for the URL before either commits, and both insert the article.
-    Locks are taken in key order, so two batches sharing URLs cannot deadlock on them; a hash
-    collision only makes two unrelated URLs wait for each other."""
-    if urls:
-        conn.execute(
-            """
-            SELECT count(pg_advisory_xact_lock(k))
-            FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(%(urls)s::text[]) AS u ORDER BY k) AS keys
-            """,
-            {"urls": urls},
-        )
+
+    A batch of up to URL_LOCKS_MAX new URLs shares NEW_URLS_LOCK and locks each URL's hash, so
+    small batches only wait for one another when they store the same URL (or a colliding hash).
+    A bigger batch (a feed's first poll with thousands of entries) takes NEW_URLS_LOCK alone,
+    exclusively: it waits for the small batches in flight and they wait for it, one lock instead
+    of one per URL. Locks are taken in one order (NEW_URLS_LOCK, then hashes ascending), so two
+    batches cannot deadlock on them."""
+    if not urls:
+        return
+    if len(urls) > URL_LOCKS_MAX:
+        conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": NEW_URLS_LOCK})
+        return
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%(key)s)", {"key": NEW_URLS_LOCK})
+    conn.execute(
+        """
+        SELECT count(pg_advisory_xact_lock(%(class)s, k))
+        FROM (SELECT DISTINCT hashtext(u) AS k FROM unnest(%(urls)s::text[]) AS u ORDER BY k) AS keys
+        """,
+        {"urls": urls, "class": URL_LOCK_CLASS},
+    )
 
 
 def _is_edit(post: Post, stored: StoredPost, source_id: int) -> bool:
@@ -119,22 +141,27 @@ def _is_edit(post: Post, stored: StoredPost, source_id: int) -> bool:
     return stored.source_id in (None, source_id)
 
 
-# One statement per batch, whatever its size: rows travel as a JSON array and are unpacked by
-# jsonb_to_recordset, so statement-level triggers fire once and a feed costs a few round trips.
+# One statement per chunk of up to WRITE_CHUNK rows: rows travel as a JSON array and are unpacked
+# by jsonb_to_recordset, so statement-level triggers fire once per chunk and a feed costs a few
+# round trips. Chunks keep the JSON text (and its copy on the way to the server) small when a
+# feed has tens of thousands of entries; they all run in the caller's one transaction.
+WRITE_CHUNK = 5_000
 _ROW_TYPE = sql.SQL("""
     dedup_key text, url text, title text, author text, published_at timestamptz, updated_at timestamptz,
     categories text[], html text, text text, summary text, lang text, content_hash text,
-    countries text[], primary_countries text[], topics text[], taxonomy_version text, id bigint
+    countries text[], primary_countries text[], topics text[], places text[], taxonomy_version text, id bigint
 """)
 
+# An entry without a date is stored without one: lists and feeds sort it by its arrival
+# (posts.sort_at, migration 0007), and say that its date is an estimate.
 _INSERT = sql.SQL("""
 INSERT INTO posts (dedup_key, url, title, author, published_at, updated_at, categories, html, text,
-                   summary, lang, content_hash, countries, primary_countries, topics, taxonomy_version,
+                   summary, lang, content_hash, countries, primary_countries, topics, places, taxonomy_version,
                    source_id, first_seen_at, changed_at)
-SELECT r.dedup_key, r.url, r.title, r.author, coalesce(r.published_at, %(now)s), r.updated_at,
+SELECT r.dedup_key, r.url, r.title, r.author, r.published_at, r.updated_at,
        r.categories, r.html, r.text, r.summary, r.lang, r.content_hash,
        coalesce(r.countries, '{{}}'), coalesce(r.primary_countries, '{{}}'), coalesce(r.topics, '{{}}'),
-       r.taxonomy_version, %(source_id)s, %(now)s, %(now)s
+       coalesce(r.places, '{{}}'), r.taxonomy_version, %(source_id)s, %(now)s, %(now)s
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({row_type})
 ON CONFLICT (dedup_key) DO NOTHING
 RETURNING id, dedup_key
@@ -148,6 +175,7 @@ UPDATE posts p SET url = r.url, title = r.title, author = r.author,
        countries = coalesce(r.countries, p.countries),
        primary_countries = coalesce(r.primary_countries, p.primary_countries),
        topics = coalesce(r.topics, p.topics),
+       places = coalesce(r.places, p.places),
        taxonomy_version = coalesce(r.taxonomy_version, p.taxonomy_version)
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r({row_type})
 WHERE p.id = r.id
@@ -180,6 +208,7 @@ def _row(post: Post, taxonomy_version: str | None, post_id: int | None = None) -
         "countries": [t.code for t in post.tags if t.kind == "country"] if tagged else None,
         "primary_countries": [t.code for t in post.tags if t.role == "primary"] if tagged else None,
         "topics": [t.code for t in post.tags if t.kind == "topic"] if tagged else None,
+        "places": [t.code for t in post.tags if t.kind == "place"] if tagged else None,
         "taxonomy_version": taxonomy_version,
         "id": post_id,
     }
@@ -225,12 +254,13 @@ def upsert_for_source(
         ids[i] = inserted[key] if key in inserted else found[key]
 
     edits = {s.id: i for i, s in matched.items() if _is_edit(posts[i], s, source_id)}
-    if edits:
-        rows = [_row(posts[i], taxonomy_version, post_id) for post_id, i in edits.items()]
+    for chunk in _chunks(list(edits.items())):
+        rows = [_row(posts[i], taxonomy_version, post_id) for post_id, i in chunk]
         conn.execute(_UPDATE, {"rows": json.dumps(rows), "now": now})
 
-    links = [{"post_id": ids[i], "guid": p.guid} for i, p in enumerate(posts)]
-    conn.execute(_LINK, {"links": json.dumps(links), "source_id": source_id, "now": now})
+    for chunk in _chunks(range(len(posts))):
+        links = [{"post_id": ids[i], "guid": posts[i].guid} for i in chunk]
+        conn.execute(_LINK, {"links": json.dumps(links), "source_id": source_id, "now": now})
     return UpsertResult(
         new_ids=tuple(sorted(inserted.values())),
         updated_ids=tuple(sorted(edits)),
@@ -244,12 +274,19 @@ def _insert(
     """(dedup_key -> id inserted by us, dedup_key -> id inserted meanwhile by another worker)."""
     if not posts:
         return {}, {}
-    rows = json.dumps([_row(p, taxonomy_version) for p in posts])
-    inserted = {key: post_id for post_id, key in conn.execute(
-        _INSERT, {"rows": rows, "source_id": source_id, "now": now}).fetchall()}
+    inserted: dict[str, int] = {}
+    for chunk in _chunks(posts):
+        rows = json.dumps([_row(p, taxonomy_version) for p in chunk])
+        cur = conn.execute(_INSERT, {"rows": rows, "source_id": source_id, "now": now})
+        inserted.update((key, post_id) for post_id, key in cur.fetchall())
     missing = [p.dedup_key for p in posts if p.dedup_key not in inserted]
     found = {k: s.id for k, s in _existing_by_key(conn, missing).items()} if missing else {}
     return inserted, found
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), WRITE_CHUNK):
+        yield items[start:start + WRITE_CHUNK]
 
 
 def count(conn: psycopg.Connection) -> int:

@@ -9,6 +9,10 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from aggregator.errors import InvalidQueryError
+from aggregator.sources.spec import SourceSpec
+from aggregator.sources.urls import check_feed_url
+
 
 @dataclass(slots=True)
 class Source:
@@ -41,20 +45,11 @@ class Source:
     permanent_failures: int
     created_at: datetime
     updated_at: datetime
+    last_warnings: list[str]  # of the last poll that read the body: what it stored not in full
 
     @property
     def display_name(self) -> str:
         return self.name or self.title or self.url
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """A source as configured by a person (feeds.yaml, CLI, OPML)."""
-
-    url: str
-    name: str | None = None
-    default_countries: tuple[str, ...] = ()
-    default_topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +78,22 @@ def get_by_url(conn: psycopg.Connection, url: str) -> Source | None:
 def add(conn: psycopg.Connection, spec: SourceSpec, *, origin: str, poll_interval: int) -> tuple[Source, bool]:
     """Insert a source, or re-enable and update an existing one; returns (source, created).
 
-    A source that moved by a permanent redirect is found by its old URL and updated in place.
+    The spec is already checked (aggregator.sources.registry). Codes given as None keep what a
+    known source has. A source that moved by a permanent redirect is found by its old URL and
+    updated in place.
     """
     cur = conn.cursor(row_factory=class_row(Source))
     existing = get_by_url(conn, spec.url)
-    if existing is not None and existing.url != spec.url:
-        spec = SourceSpec(existing.url, spec.name, spec.default_countries, spec.default_topics)
+    url = existing.url if existing is not None else spec.url
     row = cur.execute(
         """
         INSERT INTO sources (url, name, default_countries, default_topics, origin, poll_interval)
-        VALUES (%(url)s, %(name)s, %(countries)s, %(topics)s, %(origin)s, %(interval)s)
+        VALUES (%(url)s, %(name)s, coalesce(%(countries)s::text[], '{}'), coalesce(%(topics)s::text[], '{}'),
+                %(origin)s, %(interval)s)
         ON CONFLICT (url) DO UPDATE SET
             name = coalesce(EXCLUDED.name, sources.name),
-            default_countries = EXCLUDED.default_countries,
-            default_topics = EXCLUDED.default_topics,
+            default_countries = coalesce(%(countries)s::text[], sources.default_countries),
+            default_topics = coalesce(%(topics)s::text[], sources.default_topics),
             origin = EXCLUDED.origin,
             enabled = true,
             disabled_reason = NULL,
@@ -107,16 +104,56 @@ def add(conn: psycopg.Connection, spec: SourceSpec, *, origin: str, poll_interva
         RETURNING *
         """,
         {
-            "url": spec.url,
+            "url": url,
             "name": spec.name,
-            "countries": list(spec.default_countries),
-            "topics": list(spec.default_topics),
+            "countries": _codes(spec.default_countries),
+            "topics": _codes(spec.default_topics),
             "origin": origin,
             "interval": poll_interval,
         },
     ).fetchone()
     assert row is not None
     return row, existing is None
+
+
+def _codes(codes: tuple[str, ...] | None) -> list[str] | None:
+    return None if codes is None else list(codes)
+
+
+def known_urls(conn: psycopg.Connection, urls: Sequence[str]) -> set[str]:
+    """Those of `urls` a source already has, as its URL or as one it moved away from."""
+    rows = conn.execute(
+        """
+        SELECT url FROM sources WHERE url = ANY(%(urls)s::text[])
+        UNION
+        SELECT old FROM sources, unnest(previous_urls) AS old
+        WHERE previous_urls && %(urls)s::text[] AND old = ANY(%(urls)s::text[])
+        """,
+        {"urls": list(urls)},
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def insert_new(conn: psycopg.Connection, specs: Sequence[SourceSpec], *, origin: str,
+               poll_interval: int) -> list[str]:
+    """Insert many new sources in one statement (an import of thousands); a URL that exists
+    already is left as it is. Returns the URLs inserted. (Codes travel comma-joined: arrays of
+    arrays must be rectangular, and a checked code never holds a comma.)"""
+    rows = conn.execute(
+        """
+        INSERT INTO sources (url, name, default_countries, default_topics, origin, poll_interval)
+        SELECT u, n, string_to_array(c, ','), string_to_array(t, ','), %(origin)s, %(interval)s
+        FROM unnest(%(urls)s::text[], %(names)s::text[], %(countries)s::text[], %(topics)s::text[])
+             AS given(u, n, c, t)
+        ON CONFLICT (url) DO NOTHING
+        RETURNING url
+        """,
+        {"urls": [s.url for s in specs], "names": [s.name for s in specs],
+         "countries": [",".join(s.default_countries or ()) for s in specs],
+         "topics": [",".join(s.default_topics or ()) for s in specs],
+         "origin": origin, "interval": poll_interval},
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def enabled_urls(conn: psycopg.Connection) -> list[str]:
@@ -132,6 +169,15 @@ def disable(conn: psycopg.Connection, source_id: int, reason: str) -> None:
         """,
         {"id": source_id, "reason": reason},
     )
+
+
+def poll_soon(conn: psycopg.Connection, source_id: int) -> bool:
+    """Make an enabled source due now (the next polling tick claims it); False when it is disabled or gone."""
+    row = conn.execute(
+        "UPDATE sources SET next_poll_at = now(), updated_at = now() WHERE id = %(id)s AND enabled RETURNING id",
+        {"id": source_id},
+    ).fetchone()
+    return row is not None
 
 
 def delete(conn: psycopg.Connection, source_id: int) -> None:
@@ -204,15 +250,32 @@ def claim_due(
     ).fetchall()
 
 
-def release_lease(conn: psycopg.Connection, source_id: int, owner: str) -> None:
-    """Give a claimed feed back untouched (shutdown before it was polled)."""
-    conn.execute(
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Why a named feed might not be claimable now: disabled, or leased by another worker. Times
+    are the database's, so workers on machines with skewed clocks agree on them."""
+
+    id: int
+    url: str
+    enabled: bool
+    disabled_reason: str | None
+    lease_owner: str | None
+    lease_until: datetime | None
+    lease_seconds_left: float  # 0 when not leased
+
+
+def availability(conn: psycopg.Connection, ids: Sequence[int]) -> list[Availability]:
+    cur = conn.cursor(row_factory=class_row(Availability))
+    return cur.execute(
         """
-        UPDATE sources SET lease_owner = NULL, lease_until = NULL
-        WHERE id = %(id)s AND lease_owner = %(owner)s
+        SELECT id, url, enabled, disabled_reason,
+               CASE WHEN lease_until > now() THEN lease_owner END AS lease_owner,
+               CASE WHEN lease_until > now() THEN lease_until END AS lease_until,
+               greatest(0, extract(epoch FROM lease_until - now()))::float8 AS lease_seconds_left
+        FROM sources WHERE id = ANY(%(ids)s) ORDER BY id
         """,
-        {"id": source_id, "owner": owner},
-    )
+        {"ids": list(ids)},
+    ).fetchall()
 
 
 def release_all(conn: psycopg.Connection, owner: str) -> int:
@@ -247,11 +310,20 @@ class PollRecord:
     error_kind: str | None = None
     permanent_error: bool = False
     disable_reason: str | None = None
+    warnings: tuple[str, ...] | None = None  # of a poll that read the body; None keeps the last ones
+
+
+WARNINGS_KEPT = 10  # per source, each cut to WARNING_CHARS
+WARNING_CHARS = 500
 
 
 def record_poll(conn: psycopg.Connection, rec: PollRecord) -> bool:
     """Store the outcome and release the lease. Returns False if our lease was lost (another
-    worker took the feed after it expired): the caller's transaction must then be rolled back."""
+    worker took the feed after it expired): the caller's transaction must then be rolled back.
+
+    A permanent redirect to a URL that could not be added by hand (one carrying credentials, say)
+    is followed but not stored: every stored URL passes the rules of aggregator.sources.urls.
+    """
     params = {
         "id": rec.source_id,
         "owner": rec.owner,
@@ -261,7 +333,7 @@ def record_poll(conn: psycopg.Connection, rec: PollRecord) -> bool:
         "server_min": rec.server_min_interval,
         "ok": rec.ok,
         "new_posts": rec.new_posts,
-        "url": rec.url,
+        "url": rec.url if rec.url and _acceptable(rec.url) else None,
         "title": rec.title,
         "site_url": rec.site_url,
         "etag": rec.etag,
@@ -271,9 +343,18 @@ def record_poll(conn: psycopg.Connection, rec: PollRecord) -> bool:
         "error_kind": rec.error_kind,
         "permanent": rec.permanent_error,
         "disable": rec.disable_reason,
+        "warnings": None if rec.warnings is None else [w[:WARNING_CHARS] for w in rec.warnings[:WARNINGS_KEPT]],
     }
     row = conn.execute(_RECORD_POLL, params).fetchone()
     return row is not None
+
+
+def _acceptable(url: str) -> bool:
+    try:
+        check_feed_url(url)
+    except InvalidQueryError:
+        return False
+    return True
 
 
 _RECORD_POLL = """
@@ -301,6 +382,7 @@ UPDATE sources SET
                               ELSE permanent_failures END,
     enabled = enabled AND %(disable)s::text IS NULL,
     disabled_reason = coalesce(%(disable)s, disabled_reason),
+    last_warnings = coalesce(%(warnings)s::text[], last_warnings),
     lease_owner = NULL,
     lease_until = NULL,
     updated_at = now()

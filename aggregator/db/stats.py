@@ -1,4 +1,4 @@
-"""SQL behind /metrics: polling health computed from the database at scrape time.
+"""SQL of health figures computed from the database: polling health behind /metrics, and the sources page's rates.
 
 Why from the database and not from in-process counters: polling happens in worker processes
 (maybe on other machines) while /metrics is served by an API process; the fetch log and the
@@ -49,3 +49,16 @@ def polling_stats(conn: psycopg.Connection, *, window_seconds: int) -> PollingSt
     ok, failing, disabled, overdue, lag = row
     return PollingStats(fetches, int(ingested), {"ok": ok, "failing": failing, "disabled": disabled},
                         overdue, float(lag))
+
+
+def posts_per_day(conn: psycopg.Connection, *, days: int = 30) -> dict[int, float]:
+    """source id -> posts it carried per day over the last `days` days (by when they were first seen)."""
+    rows = conn.execute(
+        """
+        SELECT source_id, count(*)::float / %(days)s FROM post_sources
+        WHERE first_seen_at >= now() - make_interval(days => %(days)s)
+        GROUP BY source_id
+        """,
+        {"days": days},
+    ).fetchall()
+    return {source_id: rate for source_id, rate in rows}

@@ -19,10 +19,11 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from aggregator.errors import StorageError
+from aggregator.errors import InvalidQueryError, StorageError
 
 _COLUMNS = sql.SQL("""id, email, filter, filter_key, timezone, send_hour, format, state, origin, watermark,
-              confirm_sent_at, confirmed_at, unsubscribed_at, last_error, created_at, updated_at""")
+              confirm_sent_at, confirmed_at, unsubscribed_at, last_error, created_at, updated_at,
+              watermark_snapshot::text""")
 CONFIRMATION_LOCK = 72_420  # advisory lock class (two-key form): "confirmation emails to one address"
 
 
@@ -44,6 +45,7 @@ class Subscription:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    watermark_snapshot: str | None = None  # pg_snapshot (text) the last delivered digest ended with
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class DueCandidate:
     id: int
     timezone: str
     send_hour: int
-    last_period: date | None
+    last_period: date | None  # the last period with a digest that was not empty
     unfinished: bool  # a digest of it is still pending or being sent
 
 
@@ -142,12 +144,27 @@ def unsubscribe(conn: psycopg.Connection, sub_id: int, now: datetime) -> bool:
     """, {"id": sub_id, "now": now}).rowcount == 1
 
 
-def update_preferences(conn: psycopg.Connection, sub_id: int, *, timezone: str, send_hour: int, format: str) -> bool:
-    return conn.execute("""
-        UPDATE subscriptions SET timezone = %(timezone)s, send_hour = %(send_hour)s, format = %(format)s,
-               updated_at = now()
-        WHERE id = %(id)s AND state IN ('pending', 'active')
-    """, {"id": sub_id, "timezone": timezone, "send_hour": send_hour, "format": format}).rowcount == 1
+def update_preferences(conn: psycopg.Connection, sub_id: int, *, timezone: str, send_hour: int, format: str,
+                       filter: dict[str, Any] | None = None, filter_key: str | None = None) -> bool:
+    """Change time and format, and the filter when one is given. InvalidQueryError when the address
+    already gets that filter in another subscription (the unique index says so, race-free)."""
+    try:
+        with conn.transaction():
+            return conn.execute("""
+                UPDATE subscriptions SET timezone = %(timezone)s, send_hour = %(send_hour)s, format = %(format)s,
+                       filter = coalesce(%(filter)s, filter), filter_key = coalesce(%(filter_key)s, filter_key),
+                       updated_at = now()
+                WHERE id = %(id)s AND state IN ('pending', 'active')
+            """, {"id": sub_id, "timezone": timezone, "send_hour": send_hour, "format": format,
+                  "filter": Jsonb(filter) if filter is not None else None, "filter_key": filter_key}).rowcount == 1
+    except psycopg.errors.UniqueViolation as exc:
+        raise InvalidQueryError("filter", "this address already gets a digest of that filter") from exc
+
+
+def record_error(conn: psycopg.Connection, sub_id: int, error: str) -> None:
+    """Why the last message to this subscription could not go out (shown by `subscriptions list`)."""
+    conn.execute("UPDATE subscriptions SET last_error = %(error)s, updated_at = now() WHERE id = %(id)s",
+                 {"id": sub_id, "error": error[:1000]})
 
 
 def mark_bouncing(conn: psycopg.Connection, sub_id: int, error: str) -> None:
@@ -209,11 +226,13 @@ def forget_confirmations(conn: psycopg.Connection, before: datetime) -> int:
 
 
 def due_candidates(conn: psycopg.Connection) -> list[DueCandidate]:
-    """Every active subscription with the last period it has a digest for."""
+    """Every active subscription with the last period it has a digest for; an empty digest does
+    not count (the period stays open for the posts that arrive later that day)."""
     cur = conn.cursor(row_factory=class_row(DueCandidate))
     return cur.execute("""
         SELECT s.id, s.timezone, s.send_hour,
-               (SELECT max(d.period) FROM digests d WHERE d.subscription_id = s.id) AS last_period,
+               (SELECT max(d.period) FROM digests d WHERE d.subscription_id = s.id AND d.state <> 'empty')
+                   AS last_period,
                EXISTS (SELECT 1 FROM digests d WHERE d.subscription_id = s.id
                        AND d.state IN ('pending', 'sending')) AS unfinished
         FROM subscriptions s WHERE s.state = 'active'

@@ -1,9 +1,11 @@
 """Pure: the posts that arrived in a digest's window -> the digest a reader gets.
 
 The same story often arrives from several feeds: as one post linked to several sources (the
-ingest dedups by URL and entry id), or as posts from different sources whose titles are nearly the
-same. Both collapse into one item, the newest post leading and the others listed as "also
-reported by". Items are grouped by topic when the filter names places (the reader already knows
+ingest dedups by URL and entry id), or as posts of one story (ingest clusters reports of one event,
+in any language, into a story: aggregator/stories/). Both make one item, the newest post leading
+and the others listed as "also reported by". Posts stored before stories existed have none; they
+fall back to the old rule, titles from different sources that are nearly the same. Items are
+grouped by topic when the filter names places (the reader already knows
 where; they want to know what kind of event), by country otherwise; groups with more stories come
 first, items in a group newest first. At most `max_items` items are shown; the rest are counted
 and linked to.
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aggregator.db.digests import WindowPost
+from aggregator.sources.urls import redact_text
 
 SIMILAR_TITLES = 0.75  # Jaccard similarity of title words from which two titles name one story
 MIN_WORDS = 4  # shorter titles collapse only when equal: "Weekly update" is not one story
@@ -44,6 +47,7 @@ class Item:
     summary: str
     tags: tuple[str, ...]
     also: tuple[str, ...]  # other sources that carried the story
+    date_estimated: bool = False  # the feed gave no date: `published` is when the post was first seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class Digest:
     grouped_by: str  # "topic" | "country"
     covered: int = 0  # posts the shown items stand for
     read: int = 0  # posts read (the newest of the matches), which collapsed into `stories`
+    alerts: tuple[str, ...] = ()  # today's surges on what the filter names, in words (top of the email)
 
     @property
     def shown(self) -> int:
@@ -79,6 +84,11 @@ class Digest:
     @property
     def subject(self) -> str:
         return f"{self.new} new: {self.label}" if self.total else f"Nothing new: {self.label}"
+
+
+def alert_line(name: str, count: int, baseline: float) -> str:
+    """A surge in words: "Kyrgyzstan: 9 new stories today (usually 2)"."""
+    return f"{name}: {count} new stor{'ies' if count != 1 else 'y'} today (usually {baseline:g})"
 
 
 def filter_label(params: Mapping[str, object], labels: Labels) -> str:
@@ -135,28 +145,40 @@ def title_words(title: str) -> frozenset[str]:
 
 
 def same_story(a: frozenset[str], b: frozenset[str]) -> bool:
-    if a == b:
-        return bool(a)
-    if min(len(a), len(b)) < MIN_WORDS:
+    return similar_titles(len(a & b), len(a), len(b))
+
+
+def similar_titles(common: int, size_a: int, size_b: int) -> bool:
+    """Two titles of `size_a` and `size_b` words sharing `common`: the same words, or a Jaccard
+    similarity (common / (size_a + size_b - common)) of at least SIMILAR_TITLES when both are long
+    enough. Counts, not sets, so the collapsing loop can use its word index."""
+    if common == size_a == size_b:
+        return common > 0
+    if min(size_a, size_b) < MIN_WORDS:
         return False
-    return len(a & b) / len(a | b) >= SIMILAR_TITLES
+    return common >= SIMILAR_TITLES * (size_a + size_b - common)
 
 
 def collapse(posts: Sequence[WindowPost]) -> list[_Story]:
-    """One story per post, except that a post from another source whose title names the same
-    story joins the earlier (newer) one; a source never collapses its own posts. Candidates come
-    from an index of title words, so a digest's hundred posts cost a few hundred set lookups."""
+    """One item per story: a post joins the item of its story. A post without a story (stored
+    before clustering) joins the earlier (newer) item of another source whose title names the same
+    story; a source never collapses its own such posts. Title candidates come from an index of
+    title words, so a digest's hundred posts cost a few hundred set lookups."""
     stories: list[_Story] = []
     index: dict[str, list[int]] = {}
+    by_story: dict[int, _Story] = {}
     for post in posts:
         words = title_words(post.title)
-        match = _best(stories, index, post, words)
+        match = by_story.get(post.story_id) if post.story_id is not None else _best(stories, index, post, words)
         if match is None:
             story = _Story(post, words, {post.source_id})
             story.add_tags(post)
             _add_names(story, post.other_sources)
-            for word in words:
-                index.setdefault(word, []).append(len(stories))
+            if post.story_id is not None:
+                by_story[post.story_id] = story
+            else:
+                for word in words:
+                    index.setdefault(word, []).append(len(stories))
             stories.append(story)
             continue
         match.sources.add(post.source_id)
@@ -168,19 +190,16 @@ def collapse(posts: Sequence[WindowPost]) -> list[_Story]:
 
 def _best(stories: list[_Story], index: dict[str, list[int]], post: WindowPost,
           words: frozenset[str]) -> _Story | None:
-    """The newest story sharing enough title words (counted through the index: the Jaccard
-    similarity is shared / (len(a) + len(b) - shared), no set operations needed)."""
+    """The newest story sharing enough title words (counted through the index, so no set
+    operations are needed)."""
     shared: dict[int, int] = {}
     for word in words:
         for i in index.get(word, ()):
             shared[i] = shared.get(i, 0) + 1
     size = len(words)
     for i in sorted(shared):
-        story, common = stories[i], shared[i]
-        other = len(story.words)
-        similar = common == size == other or (min(size, other) >= MIN_WORDS
-                                               and common >= SIMILAR_TITLES * (size + other - common))
-        if similar and post.source_id not in story.sources:
+        story = stories[i]
+        if similar_titles(shared[i], size, len(story.words)) and post.source_id not in story.sources:
             return story
     return None
 
@@ -211,8 +230,10 @@ def _item(story: _Story, labels: Labels) -> Item:
     post = story.lead
     tags = [labels.countries.get(c, c) for c in story.countries[:MAX_TAGS]]
     tags += [labels.topics.get(t, t) for t in story.topics[:MAX_TAGS]]
-    return Item(display_title(post.title, post.source_name), post.url, post.source_name or "", post.published_at,
-                two_lines(post.summary), tuple(tags), tuple(story.also))
+    # A source without a name is shown by its URL, which may carry a key: masked as everywhere else.
+    return Item(display_title(post.title, post.source_name), post.url, redact_text(post.source_name or ""),
+                post.published_at, two_lines(post.summary), tuple(tags), tuple(redact_text(n) for n in story.also),
+                post.date_estimated)
 
 
 def display_title(title: str, source: str | None) -> str:

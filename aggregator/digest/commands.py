@@ -7,8 +7,8 @@
     aggregator digest preview --subscription ID [--text | --html | --eml] [-o FILE]
     aggregator digest send-due [--now]
 
-`add_cli(subparsers)` registers them on aggregator.cli's parser; `digest_job(settings, db)` is
-what the scheduler runs every DIGEST_CHECK_SECONDS.
+`add_cli(subparsers)` registers them on aggregator.cli's parser. The scheduler's digest job is
+wired in aggregator.runtime.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,31 +27,23 @@ from aggregator.db import Database
 from aggregator.db import subscriptions as subs_db
 from aggregator.digest.build import filter_label
 from aggregator.digest.context import DigestContext
+from aggregator.digest.delivery import preview, send_due
 from aggregator.digest.schedule import next_send, zone
-from aggregator.digest.service import preview, send_due
 from aggregator.digest.subscribe import SubscriptionRequest, normalize_email, subscribe, unsubscribe
-from aggregator.errors import DatabaseUnavailable, NotFoundError, first_line
+from aggregator.errors import NotFoundError
 
 log = logging.getLogger(__name__)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
-_CONTEXTS: dict[int, DigestContext] = {}
 
-
-def digest_job(settings: Settings, db: Database) -> None:
-    """The scheduler's digest tick. Never raises: a failed run is logged and the next one retries."""
-    try:
-        ctx = _CONTEXTS.get(id(db))
-        if ctx is None:
-            ctx = _CONTEXTS[id(db)] = DigestContext.create(settings, db)
-        send_due(ctx)
-    except DatabaseUnavailable as exc:  # the next run retries; nothing was half-sent
-        log.warning("digest.job_failed error=%s", first_line(exc))
-    except Exception:
-        log.exception("digest.job_failed")
+def printable(text: str) -> str:
+    """A stored value on one table line: control characters (a CR/LF in a filter's words, a
+    terminal escape sequence) are shown escaped, as Python writes them, never sent to the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _open(settings: Settings) -> tuple[Database, DigestContext]:
-    from aggregator.service import open_checked_database
+    from aggregator.runtime import open_checked_database
 
     db = open_checked_database(settings, max_size=2)
     try:
@@ -68,13 +61,13 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
                                   send_hour=args.send_hour, format=args.format, origin="cli")
         sub, created = subscribe(ctx, req, confirmed=args.confirmed)
         if not args.confirmed:
+            from aggregator.digest.delivery import send_confirmations
             from aggregator.digest.send import open_sender
-            from aggregator.digest.service import send_confirmations
 
             with open_sender(settings) as sender:
                 send_confirmations(ctx, sender, datetime.now(UTC))
-    print(f"{'added' if created else 'already there'}: subscription {sub.id} {sub.email} "
-          f"[{filter_label(sub.filter, ctx.labels)}] {sub.state}")
+    print(f"{'added' if created else 'already there'}: subscription {sub.id} {printable(sub.email)} "
+          f"[{printable(filter_label(sub.filter, ctx.labels))}] {sub.state}")
     return 0
 
 
@@ -90,13 +83,14 @@ def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
         rows.append({"id": s.id, "email": s.email, "filter": s.filter, "label": filter_label(s.filter, ctx.labels),
                      "timezone": s.timezone, "send_hour": s.send_hour, "format": s.format, "state": s.state,
                      "next_send": upcoming.isoformat() if upcoming else None,
-                     "covered_until": s.watermark.isoformat() if s.watermark else None})
+                     "covered_until": s.watermark.isoformat() if s.watermark else None, "last_error": s.last_error})
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     for r in rows:
-        print(f"{r['id']:>6}  {r['state']:<12} {r['email']}  [{r['label']}]  {r['send_hour']:02d}:00 "
-              f"{r['timezone']}  {r['format']}  next: {r['next_send'] or '-'}")
+        print(f"{r['id']:>6}  {r['state']:<12} {printable(r['email'])}  [{printable(r['label'])}]  "
+              f"{r['send_hour']:02d}:00 {printable(r['timezone'])}  {r['format']}  next: {r['next_send'] or '-'}"
+              + (f"  error: {printable(r['last_error'])}" if r["last_error"] else ""))
     print(f"{len(rows)} subscription(s)")
     return 0
 
@@ -141,6 +135,10 @@ def cmd_digest_send_due(args: argparse.Namespace, settings: Settings) -> int:
     print(report.describe())
     for error in report.errors[:20]:
         print(f"    {error}")
+    for note in report.notes[:20]:  # why the others got nothing
+        print(f"    {printable(note)}")
+    if len(report.notes) > 20:
+        print(f"    … and {len(report.notes) - 20} more subscription(s) with nothing sent")
     return 0
 
 

@@ -4,9 +4,8 @@ codes and names, the link signer. The web app, the scheduler job and the CLI eac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aggregator.config import Settings
 from aggregator.db import Database
@@ -15,8 +14,10 @@ from aggregator.digest.build import Labels
 from aggregator.digest.links import Links, mail_domain
 from aggregator.query import Vocabulary
 
+if TYPE_CHECKING:
+    from aggregator.tagging import Taxonomy
+
 SECRET_NAME = "digest-links"
-MIN_SETTLE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class DigestContext:
     links: Links
 
     @classmethod
-    def create(cls, settings: Settings, db: Database, *, taxonomy: Any = None) -> DigestContext:
+    def create(cls, settings: Settings, db: Database, *, taxonomy: Taxonomy | None = None) -> DigestContext:
         """`taxonomy` defaults to the configured one (aggregator.tagging.load_taxonomy)."""
         if taxonomy is None:
             from aggregator.tagging import load_taxonomy
@@ -42,13 +43,6 @@ class DigestContext:
     @property
     def domain(self) -> str:
         return mail_domain(self.settings)
-
-    @property
-    def settle(self) -> timedelta:
-        """How far behind `now` a digest window ends. A post's arrival time is when its poll
-        started, and it becomes visible only when that poll commits (after fetch and parse), so a
-        window ending at `now` could miss a post stamped a moment earlier but committed later."""
-        return max(MIN_SETTLE, timedelta(seconds=2 * self.settings.fetch_deadline + 60))
 
 
 def link_secret(settings: Settings, db: Database) -> bytes:

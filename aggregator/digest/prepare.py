@@ -9,19 +9,24 @@ distinct filters, that is a few hundred queries and renders, not 10,000.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+
+import psycopg
 
 from aggregator.db import digests as digests_db
+from aggregator.db import stories as stories_db
 from aggregator.db import subscriptions as subs_db
-from aggregator.db.digests import DigestRow
+from aggregator.db.digests import DigestRow, Window
 from aggregator.db.subscriptions import Subscription
 from aggregator.digest import render
-from aggregator.digest.build import Digest, build_digest
+from aggregator.digest.build import Digest, alert_line, build_digest
 from aggregator.digest.context import DigestContext
 from aggregator.digest.schedule import zone
 from aggregator.digest.subscribe import stored_filter
 from aggregator.errors import AggregatorError
+from aggregator.query import PostFilter
+from aggregator.stories.alerts import WINDOW, surge_alerts
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +41,34 @@ class Prepared:
     error: str | None = None
 
 
-def digest_for(ctx: DigestContext, sub: Subscription, start: datetime, end: datetime) -> Digest:
+def digest_for(ctx: DigestContext, sub: Subscription, window: Window) -> Digest:
     post_filter = stored_filter(sub.filter, ctx.vocabulary)
     limit = ctx.settings.digest_max_items * READ_FACTOR
     with ctx.db.connection() as conn:
-        posts = digests_db.posts_in_window(conn, post_filter, start, end, limit=limit)
+        posts = digests_db.posts_in_window(conn, post_filter, window, limit=limit)
+        alerts = alerts_for(ctx, conn, post_filter, window.end or datetime.now(UTC))
     total = posts[0].total if posts else 0
-    return build_digest(posts, sub.filter, ctx.labels, total=total, max_items=ctx.settings.digest_max_items)
+    digest = build_digest(posts, sub.filter, ctx.labels, total=total, max_items=ctx.settings.digest_max_items)
+    return replace(digest, alerts=alerts)
+
+
+def alerts_for(ctx: DigestContext, conn: psycopg.Connection, post_filter: PostFilter, now: datetime) -> tuple[str, ...]:
+    """Surges of the digest's day on the countries, places and topics its filter names (none for a
+    filter that names none: an alert on everything is noise in a digest)."""
+    wanted = {("country", c) for c in post_filter.countries} | {("place", p) for p in post_filter.places}
+    wanted |= {("topic", t) for t in post_filter.topics}
+    wanted |= {("country", c) for members in post_filter.region_countries for c in members}
+    if not wanted:
+        return ()
+    today = now.astimezone(UTC).date()
+    start = datetime.combine(today - timedelta(days=WINDOW), time(), UTC)
+    end = datetime.combine(today + timedelta(days=1), time(), UTC)
+    rows = [(r.kind, r.code, r.day, r.stories) for r in stories_db.daily_story_counts(conn, start, end)
+            if (r.kind, r.code) in wanted]
+    names = {"country": ctx.labels.countries, "topic": ctx.labels.topics}
+    return tuple(alert_line(names.get(a.kind, {}).get(a.code, a.code), a.count, a.baseline)
+                 for a in surge_alerts(rows, today, threshold=ctx.settings.alert_threshold,
+                                       min_excess=ctx.settings.alert_min_stories))
 
 
 def message_for(ctx: DigestContext, sub: Subscription, rendered: render.Rendered, message_id: str,
@@ -60,8 +86,8 @@ def message_for(ctx: DigestContext, sub: Subscription, rendered: render.Rendered
 class Shared:
     """What one run has built so far, reused by its later batches."""
 
-    digests: dict[tuple[str, datetime, datetime], Digest | str] = field(default_factory=dict)
-    renders: dict[tuple[str, datetime, datetime, str], render.Rendered] = field(default_factory=dict)
+    digests: dict[tuple[str, Window], Digest | str] = field(default_factory=dict)
+    renders: dict[tuple[str, Window, str], render.Rendered] = field(default_factory=dict)
 
 
 def prepare(ctx: DigestContext, rows: list[DigestRow], now: datetime,
@@ -76,7 +102,7 @@ def prepare(ctx: DigestContext, rows: list[DigestRow], now: datetime,
         if sub is None or sub.state != "active":
             result[row.id] = Prepared(error=f"subscription is {sub.state if sub else 'gone'}")
             continue
-        key = (sub.filter_key, row.window_start, row.window_end)
+        key = (sub.filter_key, row.window)
         if key not in digests:
             digests[key] = _digest_or_error(ctx, sub, row)
         digest = digests[key]
@@ -103,7 +129,7 @@ def _order(sub: Subscription | None) -> tuple[str, str, str]:
 
 def _digest_or_error(ctx: DigestContext, sub: Subscription, row: DigestRow) -> Digest | str:
     try:
-        return digest_for(ctx, sub, row.window_start, row.window_end)
+        return digest_for(ctx, sub, row.window)
     except AggregatorError as exc:  # the taxonomy lost a code of the filter, or the query failed
         log.warning("digest.build_failed subscription=%d error=%s", sub.id, exc)
         return str(exc)

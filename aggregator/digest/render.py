@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 
 from aggregator.digest.build import Digest
@@ -130,7 +131,11 @@ class Outgoing:
     digest (it writes a base64 body line by line); this is a header block, a boundary and two
     base64 bodies, which is all a digest needs. Header values are ASCII or RFC 2047-encoded;
     headers are never folded (all stay far below 998 characters, and some receivers read
-    List-Unsubscribe without unfolding it). Tests parse the result back with the email package."""
+    List-Unsubscribe without unfolding it). Tests parse the result back with the email package.
+
+    An address is never an RFC 2047 word (RFC 2047 §5 forbids it): an internationalized domain is
+    written in its ASCII (IDNA) form, and an address whose local part is not ASCII is written as
+    UTF-8, which only a server offering SMTPUTF8 (RFC 6531/6532) may be given: `needs_smtputf8`."""
 
     headers: tuple[tuple[str, str], ...]
     text: str
@@ -142,8 +147,12 @@ class Outgoing:
     def part(self, subtype: str) -> str | None:
         return self.text if subtype == "plain" else self.html
 
+    @property
+    def needs_smtputf8(self) -> bool:
+        return any(name in ADDRESS_HEADERS and ascii_address(value) is None for name, value in self.headers)
+
     def as_bytes(self, linesep: bytes = b"\r\n") -> bytes:
-        lines = [f"{name}: {_encode_header(value)}".encode("ascii") for name, value in self.headers]
+        lines = [f"{name}: {_encode_header(name, value)}".encode() for name, value in self.headers]
         lines.append(b"MIME-Version: 1.0")
         if self.html is None:
             return linesep.join([*lines, *_part_head("plain"), b"", _encode_body(self.text, linesep)])
@@ -165,9 +174,25 @@ def _encode_body(text: str, linesep: bytes) -> bytes:
     return encoded.replace(b"\n", linesep) if linesep != b"\n" else encoded
 
 
-def _encode_header(value: str) -> str:
+ADDRESS_HEADERS = frozenset({"To"})  # headers holding a bare address (From is MAIL_FROM: "Name <addr>")
+
+
+def ascii_address(address: str) -> str | None:
+    """The address in ASCII (an internationalized domain in its IDNA form), or None when its
+    local part is not ASCII: only an SMTPUTF8 server can take such an address."""
+    if address.isascii():
+        return address
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError:
+        return None
+
+
+def _encode_header(name: str, value: str) -> str:
     if value.isascii():
         return value
+    if name in ADDRESS_HEADERS:
+        return ascii_address(value) or value  # UTF-8 as it is (RFC 6532), never an encoded word
     name, address = parseaddr(value)
     if address and address.isascii() and "<" in value:  # "Display Name <addr>": encode the name only
         return formataddr((name, address), charset="utf-8")

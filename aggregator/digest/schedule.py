@@ -16,19 +16,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from aggregator.errors import InvalidQueryError
+from aggregator.errors import InvalidInputError
 
 RETRY_CAP = timedelta(hours=1)
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone called `name`; InvalidQueryError for anything else (a path, a typo)."""
+    """The IANA zone called `name`; InvalidInputError for anything else (a path, a typo)."""
     if not name or name not in _zone_names():
-        raise InvalidQueryError("timezone", f"not an IANA time zone name: {name[:60]!r}")
+        raise InvalidInputError("timezone", f"not an IANA time zone name: {name[:60]!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidQueryError("timezone", f"not an IANA time zone name: {name[:60]!r}") from exc
+        raise InvalidInputError("timezone", f"not an IANA time zone name: {name[:60]!r}") from exc
 
 
 _ZONES: frozenset[str] = frozenset()

@@ -1,5 +1,6 @@
-"""The edge to mail delivery: SMTP (STARTTLS / TLS, auth, one connection per batch) or, with no
-SMTP host configured, a local Maildir under DATA_DIR/mail (so the service runs with no mail server).
+"""The edge to mail delivery: SMTP (STARTTLS / TLS, auth, one connection per batch, SMTPUTF8 for
+internationalized addresses) or, with no SMTP host configured, a local Maildir under DATA_DIR/mail
+(so the service runs with no mail server).
 
 smtplib's errors are mapped here, once. What concerns one message is an Outcome, not an
 exception: sent; retry (4xx, a dropped connection: try again later); bounced (5xx at RCPT: the
@@ -21,7 +22,7 @@ from types import TracebackType
 from typing import Protocol
 
 from aggregator.config import Settings
-from aggregator.digest.render import Outgoing
+from aggregator.digest.render import Outgoing, ascii_address
 from aggregator.errors import ConfigError, DeliveryError
 
 log = logging.getLogger(__name__)
@@ -114,15 +115,24 @@ class SmtpSender(_Closing):
         return smtp
 
     def send(self, message: Outgoing, recipient: str) -> Outcome:
+        """An address whose local part is not ASCII goes out with SMTPUTF8 (RFC 6531) when the
+        server offers it; a server without it cannot carry the message at all: 'rejected', with
+        the reason recorded, rather than sent garbled. Only a non-ASCII domain needs nothing: it
+        travels in its IDNA form."""
         data = message.as_bytes()  # CRLF line ends: smtplib sends bytes as they are
+        rcpt = ascii_address(recipient) or recipient
+        utf8 = message.needs_smtputf8 or not rcpt.isascii()
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self._open(recipient)
+            if utf8 and not self._smtp.has_extn("smtputf8"):
+                return Outcome("rejected", f"the address {recipient} needs SMTPUTF8 (RFC 6531), which the SMTP "
+                               f"server {self.settings.smtp_host} does not offer")
             try:
-                self._smtp.sendmail(self.envelope_from, [recipient], data)
+                self._smtp.sendmail(self.envelope_from, [rcpt], data, mail_options=["SMTPUTF8"] if utf8 else [])
                 return Outcome("sent")
             except smtplib.SMTPRecipientsRefused as exc:
-                code, text = exc.recipients.get(recipient, (550, b"refused"))
+                code, text = exc.recipients.get(rcpt, (550, b"refused"))
                 return Outcome("bounced" if 500 <= code < 600 else "retry", _reply(code, text))
             except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
                 return Outcome("rejected" if 500 <= exc.smtp_code < 600 else "retry",

@@ -28,7 +28,7 @@ from aggregator.db import subscriptions as subs_db
 from aggregator.db.subscriptions import NewSubscription, Subscription
 from aggregator.digest.context import DigestContext
 from aggregator.digest.schedule import zone
-from aggregator.errors import InvalidQueryError
+from aggregator.errors import InvalidInputError, InvalidTokenError
 from aggregator.query import PostFilter, Vocabulary, parse_filter
 
 log = logging.getLogger(__name__)
@@ -60,19 +60,21 @@ def normalize_email(text: str) -> str:
     try:
         return validate_email(text.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidQueryError("email", str(exc)) from exc
+        raise InvalidInputError("email", str(exc)) from exc
 
 
 def _words(q: str | Sequence[str] | None) -> str | None:
-    """A list of searches matches posts matching any of them: joined with OR (web-search syntax)."""
+    """A list of searches matches posts matching any of them: joined with OR (web-search syntax).
+    Runs of white space (a pasted line break, a tab) are one space, as they are to the search:
+    equal searches make equal filters, and no stored filter carries a line break into a listing."""
     if q is None or isinstance(q, str):
-        return q.strip() or None if q else None
-    parts = [p.strip() for p in q if p and p.strip()]
+        return " ".join(q.split()) or None if q else None
+    parts = [" ".join(p.split()) for p in q if p and p.strip()]
     return " OR ".join(f'"{p}"' if " " in p and '"' not in p else p for p in parts) or None
 
 
 def canonical_filter(req: SubscriptionRequest, vocabulary: Vocabulary) -> tuple[dict[str, Any], PostFilter]:
-    """The filter as stored (canonical parameters) and as queried; InvalidQueryError names the field."""
+    """The filter as stored (canonical parameters) and as queried; InvalidInputError names the field."""
     params: dict[str, list[str]] = {"country": list(req.countries), "region": list(req.regions),
                                     "topic": list(req.topics), "role": [req.role], "match": [req.match]}
     q = _words(req.q)
@@ -101,9 +103,9 @@ def stored_filter(params: dict[str, Any], vocabulary: Vocabulary) -> PostFilter:
 def check_preferences(timezone: str, send_hour: int, format: str) -> None:
     zone(timezone)
     if not 0 <= send_hour <= 23:
-        raise InvalidQueryError("send_hour", "must be an hour from 0 to 23")
+        raise InvalidInputError("send_hour", "must be an hour from 0 to 23")
     if format not in FORMATS:
-        raise InvalidQueryError("format", f"must be one of {', '.join(FORMATS)}")
+        raise InvalidInputError("format", f"must be one of {', '.join(FORMATS)}")
 
 
 def subscribe(ctx: DigestContext, req: SubscriptionRequest, *, now: datetime | None = None,
@@ -137,7 +139,7 @@ def confirm(ctx: DigestContext, token: str, *, now: datetime | None = None) -> S
         subs_db.confirm(conn, sub_id, now, now - FIRST_WINDOW)
         sub = subs_db.get(conn, sub_id)
     if sub is None:
-        raise InvalidQueryError("token", "this subscription no longer exists")
+        raise InvalidTokenError("this subscription no longer exists")
     log.info("subscription.confirmed id=%d state=%s", sub.id, sub.state)
     return sub
 
@@ -156,11 +158,22 @@ def from_token(ctx: DigestContext, token: str, purpose: str, *, now: datetime | 
     with ctx.db.connection() as conn:
         sub = subs_db.get(conn, sub_id)
     if sub is None:
-        raise InvalidQueryError("token", "this subscription no longer exists")
+        raise InvalidTokenError("this subscription no longer exists")
     return sub
 
 
-def change(ctx: DigestContext, sub_id: int, *, timezone: str, send_hour: int, format: str) -> bool:
+def change(ctx: DigestContext, sub_id: int, *, timezone: str, send_hour: int, format: str,
+           filter_request: SubscriptionRequest | None = None) -> bool:
+    """Change time and format, and the filter when `filter_request` is given (its countries,
+    regions, topics, words, role and match; checked as when subscribing). The watermark stays: the
+    next digest carries what arrived since the last one, through the new filter."""
     check_preferences(timezone, send_hour, format)
+    canonical = key = None
+    if filter_request is not None:
+        canonical, _ = canonical_filter(filter_request, ctx.vocabulary)
+        key = filter_key(canonical)
     with ctx.db.connection() as conn:
-        return subs_db.update_preferences(conn, sub_id, timezone=timezone, send_hour=send_hour, format=format)
+        changed = subs_db.update_preferences(conn, sub_id, timezone=timezone, send_hour=send_hour, format=format,
+                                             filter=canonical, filter_key=key)
+    log.info("subscription.changed id=%d filter_changed=%s", sub_id, canonical is not None)
+    return changed

@@ -16,7 +16,7 @@ import hmac
 import re
 from datetime import UTC, datetime
 
-from aggregator.errors import InvalidQueryError
+from aggregator.errors import InvalidTokenError
 
 PURPOSES = ("confirm", "manage", "unsubscribe")
 _SIG_BYTES = 24
@@ -47,16 +47,16 @@ def sign(secret: bytes, purpose: str, sub_id: int, expires: datetime) -> str:
 
 
 def verify(secret: bytes, token: str, purpose: str, now: datetime | None = None) -> int:
-    """The subscription id the token was made for; InvalidQueryError("token") when it was not
+    """The subscription id the token was made for; InvalidTokenError when it was not
     signed with this key for this purpose, or has expired. The comparison takes constant time."""
     match = _TOKEN.fullmatch(token)
     if match is None:
-        raise InvalidQueryError("token", "malformed link")
+        raise InvalidTokenError("malformed link")
     sub_id, stamp, signature = int(match.group(1)), int(match.group(2), 36), match.group(3)
     if not 1 <= sub_id <= _MAX_ID:
-        raise InvalidQueryError("token", "malformed link")
+        raise InvalidTokenError("malformed link")
     if not hmac.compare_digest(signature.encode(), _signature(secret, purpose, sub_id, stamp).encode()):
-        raise InvalidQueryError("token", "this link is not valid")
+        raise InvalidTokenError("this link is not valid")
     if (now or datetime.now(UTC)).timestamp() >= stamp:
-        raise InvalidQueryError("token", "this link has expired")
+        raise InvalidTokenError("this link has expired")
     return sub_id

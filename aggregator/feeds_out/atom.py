@@ -37,7 +37,8 @@ def _entry(feed: etree._Element, item: Item) -> None:
         _link(entry, "alternate", item.url, "text/html")
     if item.origin and (item.origin.site_url or item.origin.feed_url):
         _link(entry, "via", item.origin.site_url or item.origin.feed_url or "")
-    _el(entry, "published", rfc3339(item.published))
+    if item.published is not None:  # optional in Atom: an undated entry has only <updated>
+        _el(entry, "published", rfc3339(item.published))
     _el(entry, "updated", rfc3339(item.updated))
     _el(_el(entry, "author"), "name", item.author)
     for category in item.categories:

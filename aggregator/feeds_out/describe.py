@@ -26,6 +26,7 @@ class Names:
     countries: Mapping[str, str] = field(default_factory=dict)
     regions: Mapping[str, str] = field(default_factory=dict)
     topics: Mapping[str, str] = field(default_factory=dict)
+    places: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[int, str] = field(default_factory=dict)
     languages: Mapping[str, str] = field(default_factory=dict)
 
@@ -37,7 +38,8 @@ def _moment(value: datetime) -> str:
 def canonical_params(f: PostFilter, limit: int | None = None) -> list[tuple[str, str]]:
     """(name, value) pairs sorted by name; lists comma-joined in sorted order; defaults omitted."""
     pairs: dict[str, str] = {}
-    for name, values in (("country", f.countries), ("region", f.regions), ("topic", f.topics), ("lang", f.langs)):
+    for name, values in (("country", f.countries), ("region", f.regions), ("place", f.places), ("topic", f.topics),
+                         ("lang", f.langs)):
         if values:
             pairs[name] = ",".join(sorted(values))
     if f.sources:
@@ -92,7 +94,7 @@ def _named(codes: tuple[str, ...], names: Mapping[str, str]) -> list[str]:
 def title_words(f: PostFilter, names: Names) -> list[str]:
     """Each part of the filter as a short phrase, most telling first: places, topics, the rest."""
     words: list[str] = []
-    places = _named(f.countries, names.countries) + _named(f.regions, names.regions)
+    places = _named(f.countries, names.countries) + _named(f.regions, names.regions) + _named(f.places, names.places)
     if places:
         words.append(_joined(places, f.match) + (" (primary)" if f.role == "primary" else ""))
     if f.topics:
@@ -116,7 +118,7 @@ def describe(f: PostFilter, names: Names, *, site: str = "Regional security news
     title = SEPARATOR.join(words) if words else "All posts"
     scope = "mainly about" if f.role == "primary" else "about"
     parts = []
-    places = _named(f.countries, names.countries) + _named(f.regions, names.regions)
+    places = _named(f.countries, names.countries) + _named(f.regions, names.regions) + _named(f.places, names.places)
     if places:
         parts.append(f"{scope} {_joined(places, f.match)}")
     if f.topics:

@@ -72,17 +72,25 @@ class Origin:
 
 @dataclass(frozen=True, slots=True)
 class Item:
+    """One entry. `published` is None when the source gave no date: the entry then says nothing
+    about when it was published (Atom without <published>, RSS without <pubDate>, JSON Feed without
+    date_published) and `updated` (which Atom requires) is when the aggregator first saw it."""
+
     id: str
     title: str
     url: str | None
     author: str
-    published: datetime
+    published: datetime | None
     updated: datetime
     summary: str  # plain text
     html: str  # sanitized HTML
     lang: str | None = None
     origin: Origin | None = None
     categories: tuple[Category, ...] = ()
+
+    @property
+    def date_estimated(self) -> bool:
+        return self.published is None
 
 
 @dataclass(frozen=True, slots=True)

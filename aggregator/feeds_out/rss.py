@@ -6,7 +6,7 @@ RSS's own <author> must be an e-mail address. The channel points to itself with 
 rel="self">, as the RSS Advisory Board recommends.
 
 RSS never says whether a text is HTML, and many readers guess that it is. Item titles and summaries
-reach the builders with anything tag-like already reduced to its text (aggregator.web.feed_service);
+reach the builders with anything tag-like already reduced to its text (aggregator.web.feed_handler);
 author and source names (chosen by other people's feeds) and the feed's own title and description
 (which quote the words of its URL) are reduced here. Atom and JSON Feed declare all of these plain
 text, and carry them as they are.
@@ -50,7 +50,8 @@ def _item(channel: etree._Element, item: Item) -> None:
     if item.url:
         _el(element, "link", item.url)
     _el(element, "guid", item.id, isPermaLink="false")
-    _el(element, "pubDate", _date(item.published))
+    if item.published is not None:  # optional in RSS: readers date an undated item by its arrival
+        _el(element, "pubDate", _date(item.published))
     _el(element, f"{{{DC}}}creator", _text(item.author))
     for category in item.categories:
         _el(element, "category", category.label, domain=category.scheme)

@@ -1,4 +1,4 @@
-"""Country and security-topic tagging: pure code over a taxonomy kept as data in config/taxonomy/.
+"""Country and security-topic tagging: pure code over a taxonomy kept as data in defaults/taxonomy/.
 
     taxonomy = load_taxonomy()
     tags = tag_post(TagInput(title=..., text=...), taxonomy)

@@ -1,6 +1,6 @@
 """Reading the taxonomy's YAML files with errors that name the file and the offending entry.
 
-Every check here exists so that a reviewer who edits `config/taxonomy/` gets a ConfigError saying what is
+Every check here exists so that a reviewer who edits `defaults/taxonomy/` gets a ConfigError saying what is
 wrong and where, at load time, rather than a silently worse tagger or a KeyError deep in the tagging code.
 """
 
@@ -20,7 +20,11 @@ FILES = (
     "countries.yaml",
     "disambiguation.yaml",
     "focus-countries.yaml",
+    "places.yaml",
     "regions.yaml",
+    "ru/countries.yaml",
+    "ru/forms.json",
+    "topic-model.yaml",
     "topics.yaml",
 )
 

@@ -17,12 +17,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from aggregator.tagging.gazetteer import CountryAlias, Cue, Disambiguation, RegionAlias
+from aggregator.tagging.gazetteer import CountryAlias, Cue, Disambiguation, PlaceAlias, RegionAlias
 from aggregator.tagging.matcher import Match, normalize
 from aggregator.tagging.records import (
     FIELD_TEXT,
     FIELD_TITLE,
     KIND_COUNTRY,
+    KIND_PLACE,
     MAX_EVIDENCE,
     ROLE_MENTIONED,
     ROLE_PRIMARY,
@@ -34,6 +35,7 @@ from aggregator.tagging.textprep import Dateline
 FIELD_FACTOR = {FIELD_TITLE: 3.0, FIELD_TEXT: 1.0, "label": 1.5}
 LEAD_CHARS = 500  # mentions in the first LEAD_CHARS characters of the text weigh LEAD_FACTOR more
 LEAD_FACTOR = 1.25
+PLACE_WEIGHT = 0.8  # one mention of a place below the country (as a country's `places` alias weighs)
 REGION_WEIGHT = 0.6  # a country implied by a region name (Fergana Valley -> UZ, KG, TJ)
 WIRE_DATELINE_BONUS = 2.0  # a wire dateline names where the story happens
 SOURCE_PRIOR = 0.5  # the source's configured focus, added to a country the text already names
@@ -207,3 +209,17 @@ def country_tags(matches: Mapping[str, Sequence[Match]], texts: Mapping[str, str
     primary = {c for c in ranked[:MAX_PRIMARY] if scores[c] >= max(PRIMARY_MIN, PRIMARY_RATIO * top)}
     return [Tag(KIND_COUNTRY, c, ROLE_PRIMARY if c in primary else ROLE_MENTIONED, round(scores[c], 3),
                 tuple(evidence[c][:MAX_EVIDENCE])) for c in ranked]
+
+
+def place_tags(matches: Mapping[str, Sequence[Match]], texts: Mapping[str, str]) -> list[Tag]:
+    """Places below the country named in the post, highest score first, with their evidence."""
+    evidence: dict[str, list[Evidence]] = {}
+    for field, field_matches in matches.items():
+        for m in field_matches:
+            for p in m.payloads:
+                if isinstance(p, PlaceAlias):
+                    occ = Occurrence(p.place, field, m.start, m.end, "place", PLACE_WEIGHT, None)
+                    evidence.setdefault(p.place, []).append(_evidence(occ, texts))
+    scores = {code: sum(e.weight for e in found) for code, found in evidence.items()}
+    return [Tag(KIND_PLACE, code, None, round(scores[code], 3), tuple(evidence[code][:MAX_EVIDENCE]))
+            for code in sorted(scores, key=lambda c: (-scores[c], c))]

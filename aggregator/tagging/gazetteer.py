@@ -1,13 +1,19 @@
-"""The country gazetteer: pycountry names plus config/taxonomy, compiled into one phrase layer.
+"""The country gazetteer: pycountry names plus defaults/taxonomy, compiled into one phrase layer.
 
-The layer holds four kinds of phrases, all competing for the same words so that the longest wins:
+The layer holds five kinds of phrases, all competing for the same words so that the longest wins:
 country aliases, region aliases, blockers ("Washington Post", "Soviet Union": phrases that contain a
-country alias but do not mention it) and context cues for ambiguous names ("Atlanta" for the US state of
-Georgia). Regions never make country mentions on their own unless configured to (Fergana Valley).
+country alias but do not mention it), context cues for ambiguous names ("Atlanta" for the US state of
+Georgia) and places below the country (Chechnya, the Fergana Valley). Regions never make country mentions
+on their own unless configured to (Fergana Valley). A place alias may share its words with a country alias
+("Dagestan" is a place and a mention of RU): both payloads are reported.
+
+Russian entries (ru/countries.yaml, the `ru` aliases of places.yaml) are base forms; every inflected form
+is generated here (aggregator/tagging/russian.py), so the text is matched as written, never stemmed.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,8 +23,11 @@ from typing import Any, NamedTuple
 import pycountry
 
 from aggregator.errors import ConfigError
+from aggregator.tagging import russian
 from aggregator.tagging.configfiles import mapping, number, read_yaml, strings, text
 from aggregator.tagging.matcher import Phrase, normalize
+
+log = logging.getLogger(__name__)
 
 ALIAS_KINDS = ("names", "demonyms", "places", "leaders", "institutions")
 RULE_NAMES = {"names": "name", "demonyms": "demonym", "places": "place", "leaders": "leader",
@@ -42,6 +51,32 @@ class RegionAlias:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaceAlias:
+    place: str
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A place below the country: display name, its country (None for a cross-border one), its parent."""
+
+    name: str
+    country: str | None
+    within: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gazetteer:
+    """What build_gazetteer compiles: names, regions, places and the phrase layer."""
+
+    countries: dict[str, str]
+    regions: dict[str, Region]
+    region_places: dict[str, frozenset[str]]  # region code -> the places it means (and their parts); {} = countries
+    places: dict[str, Place]
+    phrases: list[Phrase]
+    disambiguation: Disambiguation
+
+
+@dataclass(frozen=True, slots=True)
 class Blocker:
     phrase: str
 
@@ -61,7 +96,7 @@ class Region(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Disambiguation:
-    """Word lists the country resolver consults (see config/taxonomy/disambiguation.yaml)."""
+    """Word lists the country resolver consults (see defaults/taxonomy/disambiguation.yaml)."""
 
     defaults: Mapping[str, str]
     name_neighbours: frozenset[str]
@@ -106,11 +141,22 @@ class _Builder:
         self.groups = {normalize(g): g for g in groups}
         self.phrases: list[Phrase] = []
 
-    def alias(self, alias: str, code: str, kind: str, weight: float) -> None:
+    def alias(self, alias: str, code: str, kind: str, weight: float, case: str | None = None) -> None:
         key = normalize(alias)
         payload = CountryAlias(code, RULE_NAMES[kind], weight, self.groups.get(key), key in self.person,
                                key in self.languages)
-        self.phrases.append(Phrase(alias, _case_mode(alias, kind, self.case_sensitive), payload))
+        self.phrases.append(Phrase(alias, case or _case_mode(alias, kind, self.case_sensitive), payload))
+
+
+def _russian_case(form: str) -> str:
+    """Capitalised Russian names must be capitalised in the text; lower-case entries (adjectives,
+    demonyms) match in any case; acronyms only in capitals."""
+    letters = re.sub(r"[^\w]", "", form)
+    if len(letters) >= 2 and letters.isupper():
+        return "exact"
+    return "cap" if form[:1].isupper() else "ci"
+
+
 
 
 def _country_sections(folder: Path, codes: set[str]) -> tuple[list[tuple[str, str, Mapping[str, Any]]], dict]:
@@ -132,8 +178,11 @@ def _country_sections(folder: Path, codes: set[str]) -> tuple[list[tuple[str, st
     return sections, weights
 
 
-def build_gazetteer(folder: Path) -> tuple[dict[str, str], dict[str, Region], list[Phrase], Disambiguation]:
-    """Country display names, regions, the phrase layer, and the resolver's word lists."""
+def build_gazetteer(folder: Path, forms: russian.FormCache | None = None) -> Gazetteer:
+    """Country display names, regions, places, the phrase layer, and the resolver's word lists.
+
+    Russian forms come from `forms` (default: the taxonomy's generated ru/forms.json)."""
+    forms = forms or russian.FormCache.load(folder)
     display, derived = _pycountry_names()
     world = read_yaml(folder, "countries.yaml")
     for code, name in mapping(world.get("extra"), "countries.yaml: extra").items():
@@ -157,14 +206,92 @@ def build_gazetteer(folder: Path) -> tuple[dict[str, str], dict[str, Region], li
         key = normalize(alias)
         if len(codes) == 1 and key not in explicit and key not in dropped:
             b.alias(alias, next(iter(codes)), "names", weights["names"])
-    regions = _regions(folder, set(display), b.phrases)
+    ru = read_yaml(folder, RUSSIAN_FILE)
+    _russian_countries(ru, b, set(display), weights, forms)
+    places = _places(folder, set(display), b.phrases, forms)
+    regions, region_places = _regions(folder, set(display), places, b.phrases, ru, forms)
     _blockers_and_cues(b)
-    return display, regions, b.phrases, _disambiguation(b.dis)
+    for form in forms.forms(strings(ru.get("blockers"), f"{RUSSIAN_FILE}: blockers")):
+        b.phrases.append(Phrase(form, "ci", Blocker(form)))
+    if forms.generated:
+        log.warning("taxonomy.forms_stale file=%s generated=%d (run `aggregator taxonomy-forms`)",
+                    folder / russian.FORMS_FILE, len(forms.generated))
+        russian.release()
+    return Gazetteer(display, regions, region_places, places, b.phrases, _disambiguation(b.dis, ru))
 
 
-def _regions(folder: Path, codes: set[str], phrases: list[Phrase]) -> dict[str, Region]:
-    regions = {}
-    for code, entry in mapping(read_yaml(folder, "regions.yaml").get("regions"), "regions.yaml: regions").items():
+RUSSIAN_FILE = "ru/countries.yaml"
+
+
+def _russian_countries(ru: Mapping[str, Any], b: _Builder, codes: set[str], weights: Mapping[str, float],
+                       forms: russian.FormCache) -> None:
+    languages = forms.forms(strings(ru.get("languages"), f"{RUSSIAN_FILE}: languages"))
+    b.languages |= {normalize(f) for f in languages}
+    owners: dict[str, str] = {}
+    for code, entry in mapping(ru.get("countries"), f"{RUSSIAN_FILE}: countries").items():
+        if code not in codes:
+            raise ConfigError(f"{RUSSIAN_FILE}: {code!r} is not an ISO 3166-1 alpha-2 code (nor declared in `extra`)")
+        for kind, entries in mapping(entry, f"{RUSSIAN_FILE}: {code}").items():
+            if kind not in ALIAS_KINDS:
+                raise ConfigError(f"{RUSSIAN_FILE}: {code}: unknown key {kind!r} (use {', '.join(ALIAS_KINDS)})")
+            for form in forms.forms(strings(entries, f"{RUSSIAN_FILE}: {code}: {kind}"), surname=kind == "leaders"):
+                key = normalize(form)
+                if owners.setdefault(key, code) != code:
+                    raise ConfigError(f"{RUSSIAN_FILE}: {form!r} is claimed by {owners[key]} and {code}")
+                b.alias(form, code, kind, weights[kind], _russian_case(form))
+
+
+def _places(folder: Path, codes: set[str], phrases: list[Phrase], forms: russian.FormCache) -> dict[str, Place]:
+    places: dict[str, Place] = {}
+    entries = mapping(read_yaml(folder, "places.yaml").get("places"), "places.yaml: places")
+    for code, entry in entries.items():
+        where = f"places.yaml: {code}"
+        entry = mapping(entry, where)
+        unknown = sorted(set(entry) - {"name", "country", "within", "en", "ru"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown} (use name, country, within, en, ru)")
+        country = entry.get("country")
+        if country is not None and country not in codes:
+            raise ConfigError(f"{where}: country {country!r} is not a known code")
+        within = entry.get("within")
+        if within is not None and within not in entries:
+            raise ConfigError(f"{where}: within {within!r} is not a place of places.yaml")
+        places[code] = Place(text(entry.get("name"), f"{where}: name"), country, within)
+        for alias in strings(entry.get("en"), f"{where}: en"):
+            phrases.append(Phrase(alias, _russian_case(alias) if alias.isupper() else "cap", PlaceAlias(code)))
+        for form in forms.forms(strings(entry.get("ru"), f"{where}: ru")):
+            phrases.append(Phrase(form, _russian_case(form), PlaceAlias(code)))
+    for code in places:
+        seen, parent = {code}, places[code].within
+        while parent is not None:
+            if parent in seen:
+                raise ConfigError(f"places.yaml: {code}: `within` makes a cycle through {parent!r}")
+            seen.add(parent)
+            parent = places[parent].within
+    return places
+
+
+def place_parts(places: Mapping[str, Place], code: str) -> frozenset[str]:
+    """A place and every place within it, at any depth (what filtering on the place means)."""
+    found = {code}
+    changed = True
+    while changed:
+        changed = False
+        for other, place in places.items():
+            if place.within in found and other not in found:
+                found.add(other)
+                changed = True
+    return frozenset(found)
+
+
+def _regions(folder: Path, codes: set[str], places: Mapping[str, Place], phrases: list[Phrase],
+             ru: Mapping[str, Any], forms: russian.FormCache) -> tuple[dict[str, Region], dict[str, frozenset[str]]]:
+    regions, region_places = {}, {}
+    ru_aliases = mapping(ru.get("regions"), f"{RUSSIAN_FILE}: regions")
+    entries = mapping(read_yaml(folder, "regions.yaml").get("regions"), "regions.yaml: regions")
+    for code in sorted(set(ru_aliases) - set(entries)):
+        raise ConfigError(f"{RUSSIAN_FILE}: regions: {code!r} is not a region of regions.yaml")
+    for code, entry in entries.items():
         where = f"regions.yaml: {code}"
         entry = mapping(entry, where)
         members = strings(entry.get("countries"), f"{where}: countries")
@@ -175,7 +302,15 @@ def _regions(folder: Path, codes: set[str], phrases: list[Phrase]) -> dict[str, 
         implies = tuple(sorted(members)) if entry.get("implies_mentions") is True else ()
         for alias in strings(entry.get("aliases"), f"{where}: aliases"):
             phrases.append(Phrase(alias, "cap", RegionAlias(code, implies)))
-    return regions
+        for form in forms.forms(strings(ru_aliases.get(code), f"{RUSSIAN_FILE}: regions: {code}")):
+            phrases.append(Phrase(form, _russian_case(form), RegionAlias(code, implies)))
+        within = strings(entry.get("places"), f"{where}: places")
+        unknown_places = sorted(set(within) - set(places))
+        if unknown_places:
+            raise ConfigError(f"{where}: places must be places of places.yaml, got unknown {unknown_places}")
+        if within:
+            region_places[code] = frozenset().union(*(place_parts(places, p) for p in within))
+    return regions, region_places
 
 
 def _blockers_and_cues(b: _Builder) -> None:
@@ -190,12 +325,15 @@ def _blockers_and_cues(b: _Builder) -> None:
                 b.phrases.append(Phrase(cue, "ci", Cue(group, sense)))
 
 
-def _disambiguation(dis: Mapping[str, Any]) -> Disambiguation:
+def _disambiguation(dis: Mapping[str, Any], ru: Mapping[str, Any]) -> Disambiguation:
     groups = mapping(dis.get("ambiguous"), "disambiguation.yaml: ambiguous")
+    after = strings(dis.get("language_after"), "language_after") + strings(ru.get("language_after"), "language_after")
+    before = (strings(dis.get("language_before"), "language_before")
+              + strings(ru.get("language_before"), "language_before"))
     return Disambiguation(
         defaults={g: str(mapping(e, g).get("default")) for g, e in groups.items()},
         name_neighbours=frozenset(strings(dis.get("name_neighbours"), "disambiguation.yaml: name_neighbours")),
-        language_after=frozenset(normalize(w) for w in strings(dis.get("language_after"), "language_after")),
-        language_before=frozenset(normalize(w) for w in strings(dis.get("language_before"), "language_before")),
+        language_after=frozenset(normalize(w) for w in after),
+        language_before=frozenset(normalize(w) for w in before),
         domain_endings=tuple(strings(dis.get("domain_endings"), "disambiguation.yaml: domain_endings")),
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -36,6 +36,7 @@ def _fold_char(ch: str) -> str:
 # Same-length accent folding, so that offsets in the folded text are offsets in the original.
 _FOLD = {chr(cp): _fold_char(chr(cp)) for cp in range(0xC0, 0x250) if _fold_char(chr(cp)) != chr(cp)}
 _FOLD["\u0130"] = "I"
+_FOLD.update({"\u0451": "\u0435", "\u0401": "\u0415"})  # ё -> е: Russian writes either
 _FOLD_RE = re.compile("[" + "".join(_FOLD) + "]")
 
 
@@ -111,37 +112,33 @@ def case_ok(surface: str, entry: _Entry) -> bool:
     return not entry.short and surface.isupper()
 
 
-class _Node:
-    __slots__ = ("children", "end", "stem")
-
-    def __init__(self) -> None:
-        self.children: dict[str, _Node] = {}
-        self.end = False
-        self.stem = False
-
-
-def _insert(root: _Node, key: str, stem: bool) -> None:
-    node = root
-    for ch in key:
-        node = node.children.setdefault(ch, _Node())
-    if stem:
-        node.stem = True
-    else:
-        node.end = True
-
-
-def _render(node: _Node) -> str:
-    """Regex for the subtree; longer continuations are tried before stopping here."""
+def _render(keys: list[str], ends: Container[str], stems: Container[str], depth: int = 0) -> str:
+    """Regex of the trie of `keys` (sorted, all sharing their first `depth` characters); longer
+    continuations are tried before stopping here. The trie is walked over the sorted list itself rather
+    than built as node objects: a node per character of 10,000 phrases is 200,000 small objects, whose
+    freed memory the process would keep."""
+    end = stem = False
     alts = []
-    for ch in sorted(node.children):
+    i = 0
+    while i < len(keys):
+        key = keys[i]
+        if len(key) == depth:
+            end, stem = key in ends, key in stems
+            i += 1
+            continue
+        ch = key[depth]
+        j = i + 1
+        while j < len(keys) and len(keys[j]) > depth and keys[j][depth] == ch:
+            j += 1
         atom = _SEP if ch == " " else re.escape(ch)
-        alts.append(atom + _render(node.children[ch]))
-    if node.stem:
+        alts.append(atom + _render(keys[i:j], ends, stems, depth + 1))
+        i = j
+    if stem:
         alts.append(r"\w*")
     if not alts:
         return ""
     body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-    if node.end:
+    if end:
         return ("(?:" + body + ")?") if len(alts) > 1 or len(body) > 1 else body + "?"
     return body
 
@@ -161,16 +158,15 @@ class PhraseIndex:
         exact: dict[str, list[_Entry]] = {}
         stems: dict[str, list[_Entry]] = {}
         layers: dict[str, set[int]] = {}
-        root = _Node()
         for phrase in phrases:
             key, stem = _key(phrase)
             (stems if stem else exact).setdefault(key, []).append(_entry(phrase))
             layers.setdefault(key, set()).add(phrase.layer)
-            _insert(root, key, stem)
         self._exact = {k: (*_split(v), _inners(k, layers[k], exact, stems)) for k, v in exact.items()}
         self._stems = {k: (*_split(v), ()) for k, v in stems.items()}
         self._stem_lengths = sorted({len(k) for k in stems}, reverse=True)
-        self._regex = re.compile(r"\b(?:" + (_render(root) or r"(?!)") + r")\b")
+        keys = sorted(exact.keys() | stems.keys())
+        self._regex = re.compile(r"\b(?:" + (_render(keys, exact, stems) or r"(?!)") + r")\b")
 
     def _lookup(self, key: str) -> tuple[tuple[object, ...], tuple[_Entry, ...], tuple[object, ...] | None,
                                          tuple[_Inner, ...]]:

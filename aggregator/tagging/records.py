@@ -14,6 +14,7 @@ FIELD_TEXT = "text"
 FIELD_LABEL = "label"
 KIND_COUNTRY = "country"
 KIND_TOPIC = "topic"
+KIND_PLACE = "place"  # a place below the country (Chechnya, the Fergana Valley); role None
 ROLE_PRIMARY = "primary"
 ROLE_MENTIONED = "mentioned"
 
@@ -48,7 +49,7 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Tag:
-    """A country (with role primary/mentioned) or a topic (role None), its score and its evidence."""
+    """A country (with role primary/mentioned), a place or a topic (role None), its score and its evidence."""
 
     kind: str
     code: str

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from aggregator.tagging.countries import country_tags
+from aggregator.tagging.countries import country_tags, place_tags
 from aggregator.tagging.matcher import Match, prepare
 from aggregator.tagging.records import (
     FIELD_LABEL,
     FIELD_TEXT,
     FIELD_TITLE,
-    KIND_TOPIC,
-    MAX_EVIDENCE,
-    Evidence,
     Tag,
     TagInput,
     label_field_text,
 )
 from aggregator.tagging.taxonomy import Compiled, Taxonomy
 from aggregator.tagging.textprep import blank_clutter, find_datelines
-from aggregator.tagging.topicrules import Hit, Term, group_hits, near_bonus, score_rule
-
-TOPIC_PRIOR = 0.5  # the source's configured topic focus, added only to a topic the text already scores
+from aggregator.tagging.topicrules import Hit, Term
+from aggregator.tagging.topicscore import Candidate, decide, topic_candidates
 
 
 def _topic_hits(matches: Mapping[str, Sequence[Match]]) -> list[Hit]:
@@ -37,29 +33,17 @@ def _topic_hits(matches: Mapping[str, Sequence[Match]]) -> list[Hit]:
 
 def topic_tags(hits: Sequence[Hit], texts: Mapping[str, str], compiled: Compiled,
                default_topics: Iterable[str] = ()) -> list[Tag]:
-    """Topics whose score reaches their threshold; Tag.score is score / threshold (1.0 = just enough)."""
-    groups = group_hits(hits)
-    vetoes = {code for code, threshold in compiled.context_thresholds.items()
-              if f"context:{code}" in groups and score_rule(groups[f"context:{code}"]) >= threshold}
-    tags = []
-    for code, group in groups.items():
-        rule = compiled.topic_rules.get(code)
-        if rule is None or vetoes.intersection(rule.not_in):
-            continue
-        score = score_rule(group) + near_bonus(rule, group, texts)
-        if score > 0 and code in default_topics:
-            score += TOPIC_PRIOR
-        if score < rule.threshold:
-            continue
-        evidence = tuple(Evidence(h.field, h.start, h.end, texts[h.field][h.start : h.end], h.term.phrase,
-                                  h.term.weight) for h in group if h.term.weight >= 0.01)[:MAX_EVIDENCE]
-        tags.append(Tag(KIND_TOPIC, code, None, round(score / rule.threshold, 3), evidence))
-    tags.sort(key=lambda t: (-t.score, t.code))
-    return tags
+    """Topics the salience model accepts; Tag.score is its probability (see tagging.salience)."""
+    return decide(topic_candidates(hits, texts, compiled, default_topics), compiled.topic_model)
 
 
-def tag_post(post: TagInput, taxonomy: Taxonomy) -> list[Tag]:
-    """Country tags (score descending), then topic tags (score descending), each with its evidence."""
+def analyse(post: TagInput, taxonomy: Taxonomy) -> tuple[list[Tag], list[Candidate]]:
+    """Country tags and the topic candidates (before the model decides): what fitting and evaluation need."""
+    countries, _places, candidates = _analyse(post, taxonomy)
+    return countries, candidates
+
+
+def _analyse(post: TagInput, taxonomy: Taxonomy) -> tuple[list[Tag], list[Tag], list[Candidate]]:
     compiled = taxonomy.compiled
     texts = {FIELD_TITLE: post.title, FIELD_TEXT: post.text, FIELD_LABEL: label_field_text(post.labels)}
     lowered = {f: prepare(s) for f, s in texts.items() if s}
@@ -69,5 +53,12 @@ def tag_post(post: TagInput, taxonomy: Taxonomy) -> list[Tag]:
     matches = {f: compiled.index.scan(prepared[f], low) for f, low in lowered.items()}
     countries = country_tags(matches, texts, find_datelines(prepared[FIELD_TEXT]),
                              compiled.disambiguation, post.default_countries)
-    topics = topic_tags(_topic_hits(matches), texts, compiled, frozenset(post.default_topics))
-    return countries + topics
+    places = place_tags(matches, texts)
+    return countries, places, topic_candidates(_topic_hits(matches), texts, compiled, post.default_topics)
+
+
+def tag_post(post: TagInput, taxonomy: Taxonomy) -> list[Tag]:
+    """Country tags (score descending), then place tags, then topic tags (probability descending), each
+    with its evidence."""
+    countries, places, candidates = _analyse(post, taxonomy)
+    return countries + places + decide(candidates, taxonomy.compiled.topic_model)

@@ -1,4 +1,4 @@
-"""The taxonomy: countries, regions and topics as reviewable data in config/taxonomy/, loaded once.
+"""The taxonomy: countries, regions and topics as reviewable data in defaults/taxonomy/, loaded once.
 
 `load_taxonomy` reads and validates every file, compiles the phrase layers, and caches the result per
 folder and file stamp, so repeated calls are free while an edited file is picked up by a new call.
@@ -19,13 +19,15 @@ from pathlib import Path
 from types import MappingProxyType
 
 from aggregator.errors import ConfigError
+from aggregator.tagging import russian
 from aggregator.tagging.configfiles import FILES, number, read_version, read_yaml, strings
-from aggregator.tagging.gazetteer import Disambiguation, Region, build_gazetteer
+from aggregator.tagging.gazetteer import Disambiguation, Place, Region, build_gazetteer, place_parts
 from aggregator.tagging.matcher import PhraseIndex
+from aggregator.tagging.salience import TopicModel, load_model
 from aggregator.tagging.textprep import ClutterRules, compile_clutter
 from aggregator.tagging.topicrules import TopicRule, build_topics, topic_names
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "config" / "taxonomy"
+DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "defaults" / "taxonomy"  # shipped in the package
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Compiled:
     disambiguation: Disambiguation
     topic_rules: Mapping[str, TopicRule]
     context_thresholds: Mapping[str, float]
+    topic_model: TopicModel | None  # None: the rule thresholds decide (used while fitting)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -55,10 +58,16 @@ class Taxonomy:
     topic_descriptions: Mapping[str, str]
     source: Path = field(repr=False)
     compiled: Compiled = field(repr=False)
+    places: Mapping[str, Place] = field(default_factory=dict)
+    region_places: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def region_countries(self, code: str) -> frozenset[str]:
         """The countries a region code stands for (API filtering)."""
         return self.regions[code].countries
+
+    def place_parts(self, code: str) -> frozenset[str]:
+        """A place and the places within it: what `place=CODE` finds."""
+        return place_parts(self.places, code)
 
     def __reduce__(self) -> tuple[object, tuple[Path]]:
         return load_taxonomy, (self.source,)
@@ -71,6 +80,7 @@ def _content_hash(folder: Path) -> str:
         digest.update(name.encode())
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
     digest.update(package_version("pycountry").encode())  # its names are part of the gazetteer
+    digest.update(russian.dictionary_version().encode())  # so are the Russian forms it generates
     return digest.hexdigest()[:10]
 
 
@@ -95,25 +105,29 @@ def _build(folder: Path) -> Taxonomy:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: taxonomy folder does not exist")
     version = read_version(folder)
-    countries, regions, place_phrases, dis = build_gazetteer(folder)
-    topics, contexts, term_phrases = build_topics(folder)
+    forms = russian.FormCache.load(folder)
+    gazetteer = build_gazetteer(folder, forms)
+    countries, dis = gazetteer.countries, gazetteer.disambiguation
+    topics, contexts, term_phrases = build_topics(folder, forms)
     try:
-        index = PhraseIndex(place_phrases + term_phrases)
+        index = PhraseIndex(gazetteer.phrases + term_phrases)
     except ValueError as exc:
         raise ConfigError(f"{folder}: {exc}") from exc
     unknown = sorted(set(dis.defaults.values()) - set(countries))
     if unknown:
         raise ConfigError(f"{folder / 'disambiguation.yaml'}: ambiguous: unknown default codes {unknown}")
     compiled = Compiled(index, _clutter(folder, dis.domain_endings), dis,
-                        MappingProxyType(topics), MappingProxyType(contexts))
+                        MappingProxyType(topics), MappingProxyType(contexts), load_model(folder, list(topics)))
     return Taxonomy(
         version=f"{version}+{_content_hash(folder)}",
         countries=MappingProxyType(dict(sorted(countries.items()))),
-        regions=MappingProxyType(regions),
+        regions=MappingProxyType(gazetteer.regions),
         topics=MappingProxyType(topic_names(topics)),
         topic_descriptions=MappingProxyType({c: r.description for c, r in topics.items()}),
         source=folder,
         compiled=compiled,
+        places=MappingProxyType(gazetteer.places),
+        region_places=MappingProxyType(gazetteer.region_places),
     )
 
 
@@ -138,10 +152,26 @@ _LOADING = threading.Lock()
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
-    """The taxonomy in `path` (default: <repo>/config/taxonomy); ConfigError names a bad file and entry.
+    """The taxonomy in `path` (default: the package's defaults/taxonomy); ConfigError names a bad file and entry.
 
     Loading takes about a second; the lock makes threads that start polling together build it once.
     """
     folder = (path or DEFAULT_FOLDER).resolve()
     with _LOADING:
         return _load_cached(str(folder), _stamp(folder))
+
+
+def write_russian_forms(path: Path | None = None, *, check: bool = False) -> tuple[Path, bool]:
+    """Regenerate ru/forms.json from the Russian entries of the taxonomy in `path` (needs the dictionary).
+
+    Returns the file and whether it was stale; with `check`, only tells (nothing is written)."""
+    folder = (path or DEFAULT_FOLDER).resolve()
+    shipped = russian.FormCache.load(folder)
+    build_gazetteer(folder, shipped)
+    build_topics(folder, shipped)
+    if check or not shipped.stale():
+        return folder / russian.FORMS_FILE, shipped.stale()
+    fresh = russian.FormCache({})
+    build_gazetteer(folder, fresh)
+    build_topics(folder, fresh)
+    return fresh.write(folder), True

@@ -43,7 +43,7 @@ class Dateline(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ClutterRules:
-    """Compiled boilerplate rules (from config/taxonomy/boilerplate.yaml)."""
+    """Compiled boilerplate rules (from defaults/taxonomy/boilerplate.yaml)."""
 
     line: re.Pattern[str]
     heading: re.Pattern[str]

@@ -1,4 +1,4 @@
-"""Security topics as data (config/taxonomy/topics.yaml), compiled into one phrase layer and scored.
+"""Security topics as data (defaults/taxonomy/topics.yaml), compiled into one phrase layer and scored.
 
 In the manner of Europe Media Monitor category definitions: each topic is a set of weighted phrases with a
 minimum score; AND is a `near` rule (all of its phrases within a window of words), NOT is a negative weight
@@ -8,14 +8,15 @@ the same machinery as topics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from aggregator.errors import ConfigError
+from aggregator.tagging import russian
 from aggregator.tagging.configfiles import mapping, number, read_yaml, strings, text, weighted_terms
-from aggregator.tagging.matcher import Phrase
+from aggregator.tagging.matcher import Phrase, normalize
 
 TITLE_COUNT = 2  # an occurrence in the title (or a source label) counts as this many in the text
 MAX_COUNTED = 5  # occurrences of one phrase beyond this add nothing
@@ -30,6 +31,7 @@ class Term:
     rule: str  # the topic or context code
     phrase: str
     weight: float
+    actor: bool = False  # names who acts (a ministry, an army, the Taliban), not what happens (topics.yaml `actors`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,31 @@ def _near(value: object, where: str) -> tuple[Near, ...]:
     return tuple(rules)
 
 
-def build_topics(folder: Path) -> tuple[dict[str, TopicRule], dict[str, float], list[Phrase]]:
-    """Topic rules, context thresholds, and the phrase layer holding every topic and context phrase."""
+def _russian_terms(code: str, terms: Mapping[str, float], forms: russian.FormCache, where: str,
+                   actors: Container[str] = ()) -> list[Phrase]:
+    """Russian cues are base forms; each of their generated forms is a phrase of the cue (one Term, so
+    the forms of one cue count as one phrase). A form two cues share belongs to the first."""
+    out: list[Phrase] = []
+    seen: set[str] = set()
+    for entry, w in terms.items():
+        if "*" in entry:
+            raise ConfigError(f"{where}: {entry!r}: write the base form (its forms are generated), not a stem")
+        term = Term(code, entry.rstrip(russian.LITERAL).strip(), w, entry in actors)
+        for form in forms.forms([entry], cue=True):
+            key = normalize(form)
+            if key not in seen:
+                seen.add(key)
+                out.append(Phrase(form, _case(form), term, TERM_LAYER))
+    return out
+
+
+def build_topics(folder: Path, forms: russian.FormCache | None = None,
+                 ) -> tuple[dict[str, TopicRule], dict[str, float], list[Phrase]]:
+    """Topic rules, context thresholds, and the phrase layer holding every topic and context phrase.
+
+    Russian cues (`terms_ru`) are base forms whose inflected forms come from `forms` (default: the
+    taxonomy's generated ru/forms.json), as the Russian gazetteer's do."""
+    forms = forms or russian.FormCache.load(folder)
     data = read_yaml(folder, "topics.yaml")
     phrases: list[Phrase] = []
     contexts: dict[str, float] = {}
@@ -93,6 +118,9 @@ def build_topics(folder: Path) -> tuple[dict[str, TopicRule], dict[str, float], 
         contexts[code] = number(entry.get("threshold"), f"{where}: threshold", positive=True)
         for phrase, w in weighted_terms(entry.get("terms"), f"{where}: terms").items():
             phrases.append(Phrase(phrase, _case(phrase), Term(f"context:{code}", phrase, w), TERM_LAYER))
+        if entry.get("terms_ru") is not None:
+            phrases += _russian_terms(f"context:{code}", weighted_terms(entry.get("terms_ru"), f"{where}: terms_ru"),
+                                      forms, f"{where}: terms_ru")
     topics = {}
     for code, entry in mapping(data.get("topics"), "topics.yaml: topics").items():
         where = f"topics.yaml: topics: {code}"
@@ -109,8 +137,15 @@ def build_topics(folder: Path) -> tuple[dict[str, TopicRule], dict[str, float], 
         terms = weighted_terms(entry.get("terms"), f"{where}: terms")
         for phrase in {p for n in near for p in n.phrases} - set(terms):
             terms[phrase] = 1e-9  # matched only to feed the near rule
+        terms_ru = weighted_terms(entry.get("terms_ru"), f"{where}: terms_ru") if "terms_ru" in entry else {}
+        actors = set(strings(entry.get("actors"), f"{where}: actors")) if "actors" in entry else set()
+        unknown = sorted(actors - set(terms) - set(terms_ru))
+        if unknown:
+            raise ConfigError(f"{where}: actors {unknown} are not phrases of terms or terms_ru")
         for phrase, w in terms.items():
-            phrases.append(Phrase(phrase, _case(phrase), Term(code, phrase, w), TERM_LAYER))
+            phrases.append(Phrase(phrase, _case(phrase), Term(code, phrase, w, phrase in actors), TERM_LAYER))
+        if terms_ru:
+            phrases += _russian_terms(code, terms_ru, forms, f"{where}: terms_ru", actors)
     if not topics:
         raise ConfigError("topics.yaml: no topics defined")
     return topics, contexts, phrases

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, SerializeAsAny, TypeAdapter
 
 from aggregator.db import facets as facets_db
-from aggregator.db import query as query_db
+from aggregator.db import post_filters as filters_db
 from aggregator.db import tags as tags_db
 from aggregator.errors import NotFoundError
 from aggregator.query import (
@@ -30,6 +30,7 @@ from aggregator.query import (
     parse_post_query,
     reject_unknown,
 )
+from aggregator.sources.urls import redact_text, redact_url
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.schemas import (
@@ -38,6 +39,7 @@ from aggregator.web.schemas import (
     Facets,
     FacetValue,
     LinkedSourceOut,
+    PlaceOut,
     PostDetail,
     PostItem,
     PostPage,
@@ -66,22 +68,27 @@ def _tag(ctx: ApiContext, kind: str, code: str, role: str | None, score: float,
 
 
 def _source(source_id: int | None, name: str | None, url: str | None) -> SourceRef | None:
-    return SourceRef(id=source_id, name=name or url or "", url=url or "") if source_id is not None else None
+    """The post's source as anyone may see it: a key in its feed URL is masked."""
+    if source_id is None:
+        return None
+    return SourceRef(id=source_id, name=redact_text(name or url or ""), url=redact_url(url or ""))
 
 
-def _page(ctx: ApiContext, rows: list[query_db.PostRow], tags: list[query_db.TagRow], sort: str,
+def _page(ctx: ApiContext, rows: list[filters_db.PostRow], tags: list[filters_db.TagRow], sort: str,
           more: bool) -> PostPage:
     by_post: dict[int, list[TagOut]] = defaultdict(list)
     for t in tags:
         by_post[t.post_id].append(_tag(ctx, t.kind, t.code, t.role, t.score, t.evidence))
     items = [
         PostItem(id=r.id, title=r.title, url=r.url, source=_source(r.source_id, r.source_name, r.source_url),
-                 author=r.author, published=r.published_at, updated=r.updated_at, lang=r.lang, summary=r.summary,
-                 text=r.text, score=r.rank, tags=by_post.get(r.id, []))
+                 author=r.author, published=r.sort_at, date_estimated=r.published_at is None, updated=r.updated_at,
+                 lang=r.lang, places=r.places, summary=r.summary,
+                 text=r.text, score=r.rank, tags=by_post.get(r.id, []), story_id=r.story_id,
+                 story_sources=r.story_sources)
         for r in rows
     ]
     last = rows[-1] if rows else None
-    cursor = encode_cursor(Cursor(sort, last.published_at, last.id, last.rank)) if more and last else None
+    cursor = encode_cursor(Cursor(sort, last.sort_at, last.id, last.rank)) if more and last else None
     return PostPage(items=items, next_cursor=cursor)
 
 
@@ -95,15 +102,18 @@ def json_response(model: BaseModel | list[BaseModel]) -> Response:
 
 def _facets(ctx: ApiContext, counts: Counter[str], names: dict[int, str], days: int) -> Facets:
     """'c:KZ' -> 12, … as the four facet lists: biggest first (days: newest first, at most `days`)."""
-    result: dict[str, list[FacetValue]] = {"country": [], "topic": [], "source": [], "day": []}
-    kinds = {"c": "country", "t": "topic", "s": "source", "d": "day"}
+    result: dict[str, list[FacetValue]] = {"country": [], "topic": [], "source": [], "day": [], "lang": []}
+    kinds = {"c": "country", "t": "topic", "s": "source", "d": "day", "l": "lang"}
     for key, count in counts.items():
-        if count <= 0:
+        if count <= 0 or key[0] not in kinds or key[1] != ":":  # region keys ('r:') are the reader's
             continue
         kind, code = kinds[key[0]], key[2:]
-        name = names.get(int(code)) if kind == "source" else None if kind == "day" else ctx.tag_name(kind, code)
+        if kind == "source":
+            name = names.get(int(code))
+        else:
+            name = None if kind in ("day", "lang") else ctx.tag_name(kind, code)
         result[kind].append(FacetValue(key=code, name=name, count=count))
-    for kind in ("country", "topic", "source"):
+    for kind in ("country", "topic", "source", "lang"):
         result[kind].sort(key=lambda v: (-v.count, v.key))
     result["day"] = sorted(result["day"], key=lambda v: v.key, reverse=True)[:days]
     return Facets(**result)
@@ -132,9 +142,9 @@ def posts_router(ctx: ApiContext) -> APIRouter:
         query = parse_post_query(_params(request, LIST_PARAMS), ctx.vocabulary, max_limit=max_limit,
                                  default_limit=ctx.settings.api_default_limit)
         with ctx.read() as conn:
-            rows = query_db.list_posts(conn, query)
+            rows = filters_db.list_posts(conn, query)
             page = rows[: query.limit]
-            tags = query_db.tags_of(conn, [r.id for r in page], evidence="evidence" in query.include)
+            tags = filters_db.tags_of(conn, [r.id for r in page], evidence="evidence" in query.include)
         return json_response(_page(ctx, page, tags, query.sort, more=len(rows) > query.limit))
 
     @router.get("/posts/{post_id}", response_model=PostDetail, summary="One post with text, HTML and tag evidence",
@@ -142,20 +152,23 @@ def posts_router(ctx: ApiContext) -> APIRouter:
                            **NOT_FOUND_RESPONSE})
     def get_post(request: Request, post_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
         with ctx.read() as conn:
-            row = query_db.get_post(conn, post_id)
+            row = filters_db.get_post(conn, post_id)
             if row is None:
                 raise NotFoundError("post", post_id)
             tags = tags_db.for_post(conn, post_id)
-            linked = query_db.sources_of(conn, post_id)
+            linked = filters_db.sources_of(conn, post_id)
         first = linked[0] if linked else None
         detail = PostDetail(
-            id=row.id, title=row.title, url=row.url, author=row.author, published=row.published_at,
-            updated=row.updated_at, first_seen=row.first_seen_at, changed=row.changed_at, lang=row.lang,
+            id=row.id, title=row.title, url=row.url, author=row.author, published=row.sort_at,
+            date_estimated=row.published_at is None, updated=row.updated_at, first_seen=row.first_seen_at,
+            changed=row.changed_at, lang=row.lang, places=row.places,
             categories=row.categories, summary=row.summary, text=row.text, html=row.html,
-            source=SourceRef(id=first.id, name=first.name, url=first.url) if first else None,
-            sources=[LinkedSourceOut(id=s.id, name=s.name, url=s.url, first_seen=s.first_seen_at) for s in linked],
+            source=_source(first.id, first.name, first.url) if first else None,
+            sources=[LinkedSourceOut(id=s.id, name=redact_text(s.name), url=redact_url(s.url),
+                                     first_seen=s.first_seen_at) for s in linked],
             taxonomy_version=row.taxonomy_version,
             tags=[_tag(ctx, t.kind, t.code, t.role, t.score, t.evidence) for t in tags],
+            story_id=row.story_id,
         )
         body = detail.model_dump_json().encode()
         etag = _etag(body)
@@ -172,7 +185,7 @@ def posts_router(ctx: ApiContext) -> APIRouter:
         with ctx.read() as conn:
             counts = facets_db.counts(conn, post_filter, days=days)
             names = facets_db.source_names(conn, [int(k[2:]) for k in counts if k.startswith("s:")])
-        return json_response(_facets(ctx, counts, names, days))
+        return json_response(_facets(ctx, counts, {i: redact_text(n) for i, n in names.items()}, days))
 
     return router
 
@@ -180,12 +193,13 @@ def posts_router(ctx: ApiContext) -> APIRouter:
 def taxonomy_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["taxonomy"], responses=ERROR_RESPONSES)
     regions = {code: sorted(region.countries) for code, region in ctx.taxonomy.regions.items()}
+    region_places = {code: sorted(places) for code, places in ctx.taxonomy.region_places.items()}
 
-    def counts() -> tuple[dict[tuple[str, str], query_db.TagCount], dict[str, int]]:
-        def compute() -> tuple[dict[tuple[str, str], query_db.TagCount], dict[str, int]]:
+    def counts() -> tuple[dict[tuple[str, str], filters_db.TagCount], dict[str, int]]:
+        def compute() -> tuple[dict[tuple[str, str], filters_db.TagCount], dict[str, int]]:
             with ctx.read() as conn:
-                tag_counts = {(c.kind, c.code): c for c in query_db.tag_counts(conn)}
-                return tag_counts, query_db.region_counts(conn, regions)
+                tag_counts = {(c.kind, c.code): c for c in filters_db.tag_counts(conn)}
+                return tag_counts, filters_db.region_counts(conn, regions, region_places)
         return ctx.counts.get(compute)
 
     def count(kind: str, code: str) -> tuple[int, int]:
@@ -202,6 +216,11 @@ def taxonomy_router(ctx: ApiContext) -> APIRouter:
         region_posts = counts()[1]
         return json_response([RegionOut(code=code, name=ctx.taxonomy.regions[code].name, countries=members,
                           posts=region_posts.get(code, 0)) for code, members in regions.items()])
+
+    @router.get("/places", response_model=list[PlaceOut], summary="Places below the country, with post counts")
+    def places() -> Response:
+        return json_response([PlaceOut(code=code, name=p.name, country=p.country, within=p.within,
+                                       posts=count("place", code)[0]) for code, p in ctx.taxonomy.places.items()])
 
     @router.get("/topics", response_model=list[TopicOut], summary="Security topics with post counts")
     def topics() -> Response:

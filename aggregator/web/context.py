@@ -7,15 +7,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import psycopg
 from fastapi import Request
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import query as query_db
+from aggregator.db import post_filters as filters_db
 from aggregator.query import Vocabulary
+
+if TYPE_CHECKING:
+    from aggregator.tagging import Taxonomy
 
 T = TypeVar("T")
 
@@ -43,7 +46,7 @@ class TtlCache(Generic[T]):
 class ApiContext:
     settings: Settings
     db: Database
-    taxonomy: Any  # aggregator.tagging.Taxonomy
+    taxonomy: Taxonomy
     vocabulary: Vocabulary
     counts: TtlCache[Any] = field(init=False)
 
@@ -54,13 +57,13 @@ class ApiContext:
     def read(self) -> Iterator[psycopg.Connection]:
         """A read-only transaction on one snapshot, bounded by the API's statement timeout."""
         with self.db.connection() as conn:
-            query_db.begin_read(conn, statement_timeout=self.settings.api_statement_timeout)
+            filters_db.begin_read(conn, statement_timeout=self.settings.api_statement_timeout)
             yield conn
 
-    def country_name(self, code: str) -> str | None:
-        return self.taxonomy.countries.get(code)
-
     def tag_name(self, kind: str, code: str) -> str | None:
+        if kind == "place":
+            place = self.taxonomy.places.get(code)
+            return place.name if place else None
         return (self.taxonomy.countries if kind == "country" else self.taxonomy.topics).get(code)
 
 

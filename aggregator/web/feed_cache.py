@@ -41,11 +41,12 @@ class Rendered:
     media_type: str
     body: bytes | None = None
     _gzipped: bytes | None = None
+    gzip_level: int = 6  # pages, rendered once per request when not kept, trade a few KB for less CPU
 
     def gzipped(self) -> bytes:
         """Compressed once per rendering, not once per response (mtime 0: the same bytes every time)."""
         if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body or b"", compresslevel=6, mtime=0)
+            self._gzipped = gzip.compress(self.body or b"", compresslevel=self.gzip_level, mtime=0)
         return self._gzipped
 
     def headers(self, *, gzip_variant: bool, max_age: int) -> dict[str, str]:

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggregator.db import Database
-from aggregator.db import query as query_db
+from aggregator.db import post_filters as filters_db
 from aggregator.db import stats as stats_db
 from aggregator.errors import StorageError
 
@@ -38,7 +38,7 @@ class PollingCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             with self.db.connection() as conn:
-                query_db.begin_read(conn, statement_timeout=self.statement_timeout)
+                filters_db.begin_read(conn, statement_timeout=self.statement_timeout)
                 stats = stats_db.polling_stats(conn, window_seconds=WINDOW_SECONDS)
         except StorageError as exc:  # a scrape must still answer: the request metrics are worth having
             log.warning("metrics.db_unavailable error=%s", exc)

@@ -3,6 +3,9 @@
 Facet answers are exact without it (changed months are counted live); it keeps them fast. Any
 number of web servers may run it: an advisory lock lets one refresh at a time, and a refresh is
 small (only the months changed since the last one).
+
+Region counts are made with the taxonomy's region definitions: a refresher given them writes them to
+the database first (when they differ, every month is rebuilt), at start and before each refresh.
 """
 
 from __future__ import annotations
@@ -12,13 +15,25 @@ import threading
 
 from aggregator.db import Database
 from aggregator.db import facets as facets_db
+from aggregator.db.facets import Regions
 from aggregator.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 
-def refresh_once(db: Database) -> int:
-    """Refresh changed months until none is left (each batch in its own transaction)."""
+def sync_regions(db: Database, regions: Regions) -> bool:
+    with db.connection() as conn:
+        changed = facets_db.sync_regions(conn, regions)
+    if changed:
+        log.info("facets.regions_changed regions=%d", len(regions))
+    return changed
+
+
+def refresh_once(db: Database, regions: Regions | None = None) -> int:
+    """Refresh changed months until none is left (each batch in its own transaction), after making the
+    rollup's region definitions these (None: keep them)."""
+    if regions is not None:
+        sync_regions(db, regions)
     total = 0
     while True:
         with db.connection() as conn:
@@ -29,14 +44,21 @@ def refresh_once(db: Database) -> int:
 
 
 class FacetRefresher:
-    def __init__(self, db: Database, interval: float) -> None:
+    def __init__(self, db: Database, interval: float, regions: Regions | None = None) -> None:
         self.db = db
         self.interval = interval
+        self.regions = regions
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start refreshing (again: an app's lifespan may be entered more than once)."""
+        """Start refreshing (again: an app's lifespan may be entered more than once). The region
+        definitions are written first, so that region counts are right from the first request."""
+        if self.regions is not None:
+            try:
+                sync_regions(self.db, self.regions)
+            except StorageError as exc:  # the database away at start: the next refresh writes them
+                log.warning("facets.regions_sync_failed error=%s", exc)
         if self.interval <= 0 or (self._thread and self._thread.is_alive()):
             return
         self._stop = threading.Event()
@@ -46,7 +68,7 @@ class FacetRefresher:
     def _run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
             try:
-                months = refresh_once(self.db)
+                months = refresh_once(self.db, self.regions)
                 if months:
                     log.info("facets.refreshed months=%d", months)
             except StorageError as exc:  # the database restarting: try again at the next interval

@@ -27,7 +27,7 @@ from aggregator.feeds_out.opml import Outline, build_opml
 from aggregator.query import multi_dict
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from aggregator.web.feed_service import PLAIN_TEXT_RESPONSES, FeedService, PlainTextErrors, saved_feed_loader
+from aggregator.web.feed_handler import PLAIN_TEXT_RESPONSES, FeedService, PlainTextErrors, saved_feed_loader
 from aggregator.web.schemas import ErrorBody
 from aggregator.web.sources import admin_guard
 
@@ -84,6 +84,8 @@ def _api_router(ctx: ApiContext, service: FeedService) -> APIRouter:
         query = _canonical(service, body.query)
         with ctx.db.connection() as conn:
             row, created = saved_db.upsert(conn, body.slug, body.title, query)
+        # Read-your-writes here at once; other web processes hear of it through the NOTIFY.
+        service.cache.changed()
         response.status_code = 201 if created else 200
         return _out(service, request, row)
 
@@ -98,6 +100,7 @@ def _api_router(ctx: ApiContext, service: FeedService) -> APIRouter:
         with ctx.db.connection() as conn:
             if not saved_db.delete(conn, slug):
                 raise NotFoundError("saved feed", slug)
+        service.cache.changed()
         return Response(status_code=204)
 
     return router

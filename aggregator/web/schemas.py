@@ -11,6 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_PUBLISHED = ("When the post was published, as its feed says; when date_estimated is true, when the "
+              "aggregator first saw it. Posts are ordered and filtered (since, until) by this date.")
+_ESTIMATED = ("True when the feed gave no date: `published` is then the post's arrival, not its "
+              "publication. Posts stored before the database's migration 0007 are never marked, even "
+              "when their feed gave no date (they cannot be told apart).")
+
 
 class ErrorInfo(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. invalid_parameter, not_found.")
@@ -32,10 +38,10 @@ class Evidence(BaseModel):
 
 
 class TagOut(BaseModel):
-    kind: str = Field(description="country or topic")
+    kind: str = Field(description="country, place (below the country) or topic")
     code: str
     name: str | None = Field(description="Name in the taxonomy (null for a code it no longer has).")
-    role: str | None = Field(description="primary or mentioned for countries; null for topics.")
+    role: str | None = Field(description="primary or mentioned for countries; null for places and topics.")
     score: float
     evidence: list[Evidence] | None = Field(default=None, description="With include=evidence (always on /posts/{id}).")
 
@@ -52,13 +58,19 @@ class PostItem(BaseModel):
     url: str | None
     source: SourceRef | None = Field(description="The source the post first came from.")
     author: str | None
-    published: datetime
+    published: datetime = Field(description=_PUBLISHED)
+    date_estimated: bool = Field(description=_ESTIMATED)
     updated: datetime | None
-    lang: str | None
+    lang: str | None = Field(description="Language detected from the text (ISO 639-1), e.g. ru, en, kk.")
+    places: list[str] = Field(default_factory=list, description="Codes of the places below the country it names "
+                              "(see /api/v1/places).")
     summary: str
     text: str | None = Field(default=None, description="With include=text.")
     score: float | None = Field(default=None, description="Full-text relevance, with sort=relevance.")
     tags: list[TagOut]
+    story_id: int | None = Field(default=None, description="The story (one event, many outlets) the post is in "
+                                 "(see /api/v1/stories/{id}).")
+    story_sources: int | None = Field(default=None, description="How many sources reported that story.")
 
 
 class PostPage(BaseModel):
@@ -75,11 +87,13 @@ class PostDetail(BaseModel):
     title: str
     url: str | None
     author: str | None
-    published: datetime
+    published: datetime = Field(description=_PUBLISHED)
+    date_estimated: bool = Field(description=_ESTIMATED)
     updated: datetime | None
     first_seen: datetime
     changed: datetime
-    lang: str | None
+    lang: str | None = Field(description="Language detected from the text (ISO 639-1), e.g. ru, en, kk.")
+    places: list[str] = Field(default_factory=list, description="Codes of the places below the country it names.")
     categories: list[str]
     summary: str
     text: str
@@ -88,6 +102,7 @@ class PostDetail(BaseModel):
     sources: list[LinkedSourceOut] = Field(description="Every source that carried the post.")
     taxonomy_version: str | None
     tags: list[TagOut]
+    story_id: int | None = Field(default=None, description="The story the post is in.")
 
 
 class FacetValue(BaseModel):
@@ -101,6 +116,7 @@ class Facets(BaseModel):
     topic: list[FacetValue]
     source: list[FacetValue]
     day: list[FacetValue] = Field(description="Newest days first, at most `days` of them; keys are UTC dates.")
+    lang: list[FacetValue] = Field(default_factory=list, description="Languages (BCP 47 codes; 'und': unknown).")
 
 
 class CountryOut(BaseModel):
@@ -114,6 +130,14 @@ class RegionOut(BaseModel):
     code: str
     name: str
     countries: list[str]
+    posts: int
+
+
+class PlaceOut(BaseModel):
+    code: str
+    name: str
+    country: str | None = Field(description="The country it lies in; null for a cross-border place.")
+    within: str | None = Field(description="The bigger place it is part of (place=<that> finds it too).")
     posts: int
 
 
@@ -142,6 +166,11 @@ class SourceOut(BaseModel):
     consecutive_failures: int
     next_poll: datetime | None = Field(description="null while the source is disabled.")
     posts: int
+    last_warnings: list[str] = Field(
+        default_factory=list,
+        description="What the last poll that read the feed stored not in full (entries over the per-poll cap, "
+        "over-long fields cut) or had to repair; not errors.",
+    )
 
 
 class SourceCreate(BaseModel):
@@ -165,3 +194,34 @@ class SourcePatch(BaseModel):
 class Health(BaseModel):
     status: str
     detail: str | None = None
+
+
+class StoryItem(BaseModel):
+    id: int
+    title: str = Field(description="The title of its first post (in the preferred language, with lang=).")
+    first_seen: datetime = Field(description="Date of its first post.")
+    last_seen: datetime = Field(description="Date of its latest post.")
+    updated: datetime = Field(description="When a post last joined it.")
+    posts: int
+    sources: int
+
+
+class StoryPage(BaseModel):
+    items: list[StoryItem]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+
+
+class StoryPostOut(BaseModel):
+    id: int
+    title: str
+    url: str | None
+    lang: str | None
+    published: datetime
+    source: SourceRef | None
+
+
+class StoryDetail(StoryItem):
+    merged_from: int | None = Field(default=None, description="The id asked for, when that story was merged "
+                                    "into this one.")
+    post_list: list[StoryPostOut] = Field(description="Its posts, oldest first, each with its source.")
+    source_list: list[SourceRef] = Field(description="Its sources in the order they reported it.")

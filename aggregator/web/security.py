@@ -7,10 +7,15 @@ and a BaseHTTPMiddleware would cost a task and a queue per request).
     our HTML pages     a policy with no script at all, the pages' own <style> allowed by its sha256
                        hash (read from the templates at startup), forms posting only to us, no framing,
                        no <base>; plus Referrer-Policy: no-referrer and X-Frame-Options: DENY
-    /docs              Swagger UI: its CDN, and its one inline script by the hash of exactly what
-                       FastAPI's docs route emits (computed from that route, never from the response
-                       being sent, so a script that got into a response could not allow itself);
-                       inline styles are allowed there only, as Swagger UI sets them from its bundle
+    /docs              Swagger UI: its files from this server (served from the package, so the page
+                       works without internet and names no other host), and its one inline script by
+                       the hash of exactly what the docs route emits (computed from that route, never
+                       from the response being sent, so a script that got into a response could not
+                       allow itself); inline styles are allowed there only, as Swagger UI sets them
+                       from its bundle
+
+Repeated values of Vary (the feeds set it, the compression and CORS middleware add to it) are
+merged into one header naming each value once.
 
 A route that sets its own Content-Security-Policy keeps it. A 500 raised past the app's handlers
 is answered here (FastAPI sends those from outside every middleware, where no header could be
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -31,11 +37,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggregator.digest import render
-from aggregator.web.errors import error_response
+from aggregator.web.errors import error_response, for_scope, route_path
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-SWAGGER_CDN = "https://cdn.jsdelivr.net"  # where fastapi.openapi.docs loads Swagger UI from
-SWAGGER_FAVICON = "https://fastapi.tiangolo.com"
 PAGE_TEMPLATES = "web/"
 
 _INLINE = {tag: re.compile(rf"<{tag}(\s[^>]*)?>(.*?)</{tag}\s*>", re.IGNORECASE | re.DOTALL)
@@ -76,20 +80,20 @@ def page_policy(styles: Iterable[str]) -> str:
 def docs_policy(document: str) -> str:
     """The policy of a Swagger UI page (or its OAuth2 redirect page), from the HTML its route emits."""
     scripts = " ".join(hash_source(s) for s in inline_blocks("script", document))
-    return (f"default-src 'none'; script-src {SWAGGER_CDN} {scripts}; style-src {SWAGGER_CDN} 'unsafe-inline'; "
-            f"img-src 'self' data: {SWAGGER_FAVICON}; connect-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
+    return (f"default-src 'none'; script-src 'self' {scripts}; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
-DocsPage = Callable[[Request], Awaitable[Any]]
+DocsPage = Callable[..., Awaitable[Any]]  # takes the request, or nothing
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, site: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, site: FastAPI, docs: Iterable[str]) -> None:
+        """`docs`: the paths of the Swagger UI pages of `site`."""
         self.app = app
-        docs = {site.docs_url, site.swagger_ui_oauth2_redirect_url} - {None}
+        pages = set(docs)
         self.docs_pages: dict[str, DocsPage] = {route.path: route.endpoint for route in site.routes
-                                                if isinstance(route, Route) and route.path in docs}
+                                                if isinstance(route, Route) and route.path in pages}
         self.page_policy = page_policy(page_styles()).encode("ascii")
         self._docs: dict[tuple[str, str], bytes] = {}  # (path, root path) -> policy
 
@@ -110,11 +114,12 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send_with_headers)
         except Exception:
             if not started:
-                await error_response(500, "internal_error", "internal error")(scope, receive, send_with_headers)
+                response = for_scope(scope, error_response(500, "internal_error", "internal error"))
+                await response(scope, receive, send_with_headers)
             raise
 
     async def _headers(self, scope: Scope, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        headers = list(raw)
+        headers = merge_vary(raw)
         names = {name.lower() for name, _ in headers}
         content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
         extra = list(_COMMON)
@@ -137,16 +142,24 @@ class SecurityHeadersMiddleware:
         return self._docs[path, root]
 
 
-def route_path(path: str, root_path: str) -> str:
-    """The path the app routes on: servers may or may not include the root path in `path`."""
-    if root_path and path.startswith(root_path + "/"):
-        return path[len(root_path):]
-    return path
+def merge_vary(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with every Vary merged into one, each value named once (in first-seen order)."""
+    headers = list(raw)
+    values = [value for name, value in headers if name.lower() == b"vary"]
+    if not values:
+        return headers
+    merged: dict[bytes, bytes] = {}
+    for value in values:
+        for token in value.split(b","):
+            if token.strip():
+                merged.setdefault(token.strip().lower(), token.strip())
+    rest = [(name, value) for name, value in headers if name.lower() != b"vary"]
+    return [*rest, (b"vary", b", ".join(merged.values()))]
 
 
 async def _render(page: DocsPage, path: str, root_path: str) -> str:
     """What a docs page sends to a plain GET under this root path: it takes nothing else from a request."""
     request = Request({"type": "http", "method": "GET", "path": root_path + path, "root_path": root_path,
                        "query_string": b"", "headers": []})
-    response = await page(request)
+    response = await (page(request) if inspect.signature(page).parameters else page())  # type: ignore[call-arg]
     return bytes(response.body).decode("utf-8")

@@ -9,15 +9,15 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from aggregator.db import sources as sources_db
-from aggregator.db.sources import Source, SourceHealth, SourceSpec
-from aggregator.errors import ConfigError, InvalidQueryError, NotFoundError
-from aggregator.feeds_file import check_url
-from aggregator.query import normalize_codes
+from aggregator.db.sources import SourceHealth
+from aggregator.errors import NotFoundError
+from aggregator.sources.registry import add_source, edit_source
+from aggregator.sources.spec import SourceInput
+from aggregator.sources.urls import redact_text, redact_url
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.schemas import ErrorBody, SourceCreate, SourceOut, SourcePatch
@@ -45,14 +45,19 @@ def admin_guard(expected: str | None) -> object:
 
 
 def source_out(row: SourceHealth) -> SourceOut:
+    """A source as anyone may see it: secrets in its URLs (a key in the query, credentials stored
+    before they were refused) are masked, in the error texts too."""
     s = row.source
     return SourceOut(
-        id=s.id, url=s.url, name=s.display_name, site_url=s.site_url, enabled=s.enabled,
-        disabled_reason=s.disabled_reason, default_countries=s.default_countries, default_topics=s.default_topics,
+        id=s.id, url=redact_url(s.url), name=redact_text(s.display_name),
+        site_url=redact_url(s.site_url) if s.site_url else None, enabled=s.enabled,
+        disabled_reason=redact_text(s.disabled_reason) if s.disabled_reason else None,
+        default_countries=s.default_countries, default_topics=s.default_topics,
         origin=s.origin, poll_interval=s.poll_interval, last_polled=s.last_polled_at,
-        last_success=s.last_success_at, last_error=s.last_error, last_error_kind=s.last_error_kind,
+        last_success=s.last_success_at, last_error=redact_text(s.last_error) if s.last_error else None,
+        last_error_kind=s.last_error_kind,
         last_error_at=s.last_error_at, consecutive_failures=s.consecutive_failures,
-        next_poll=s.next_poll_at if s.enabled else None, posts=row.posts_count,
+        next_poll=s.next_poll_at if s.enabled else None, posts=row.posts_count, last_warnings=s.last_warnings,
     )
 
 
@@ -67,10 +72,6 @@ def sources_router(ctx: ApiContext) -> APIRouter:
             raise NotFoundError("source", source_id)
         return source_out(found[0])
 
-    def codes(countries: list[str], topics: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return (normalize_codes(countries, ctx.vocabulary.countries, "countries", upper=True),
-                normalize_codes(topics, ctx.vocabulary.topics, "topics", upper=False))
-
     @router.get("/sources", response_model=list[SourceOut], summary="Sources with health")
     def list_sources() -> list[SourceOut]:
         with ctx.read() as conn:
@@ -84,30 +85,22 @@ def sources_router(ctx: ApiContext) -> APIRouter:
                  responses={**_UNAUTHORIZED, 200: {"model": SourceOut, "description": "Already known: updated."}},
                  summary="Add a source (or re-enable and update a known one)")
     def create_source(body: SourceCreate, response: Response) -> SourceOut:
-        try:
-            url = check_url(body.url, "url")
-        except ConfigError as exc:
-            raise InvalidQueryError("url", "not an http(s) URL") from exc
-        countries, topics = codes(body.countries or [], body.topics or [])
+        given = SourceInput(body.url, body.name, body.countries, body.topics)  # a repeated POST keeps what it omits
         with ctx.db.connection() as conn:
-            known = sources_db.get_by_url(conn, url)
-            if known is not None:  # a repeated POST adds what it names and keeps the rest
-                countries = countries if body.countries is not None else tuple(known.default_countries)
-                topics = topics if body.topics is not None else tuple(known.default_topics)
-            spec = SourceSpec(url, body.name, countries, topics)
-            source, created = sources_db.add(conn, spec, origin="api", poll_interval=ctx.settings.default_interval)
+            source, created = add_source(conn, given, origin="api", vocabulary=ctx.vocabulary,
+                                         poll_interval=ctx.settings.default_interval)
         response.status_code = 201 if created else 200
         return health(source.id)
 
     @router.patch("/sources/{source_id}", response_model=SourceOut, dependencies=[admin],
                   responses={**_UNAUTHORIZED, **NOT_FOUND_RESPONSE}, summary="Rename, refocus, enable or disable")
     def patch_source(body: SourcePatch, source_id: SourceId) -> SourceOut:
-        countries, topics = codes(body.countries or [], body.topics or [])
         with ctx.db.connection() as conn:
             source = sources_db.get(conn, source_id)
             if source is None:
                 raise NotFoundError("source", source_id)
-            _apply_patch(conn, source, body, countries, topics)
+            edit_source(conn, source, vocabulary=ctx.vocabulary, name=body.name, countries=body.countries,
+                        topics=body.topics, enabled=body.enabled)
         return health(source_id)
 
     @router.delete("/sources/{source_id}", status_code=204, dependencies=[admin],
@@ -125,20 +118,3 @@ def sources_router(ctx: ApiContext) -> APIRouter:
 
     return router
 
-
-def _apply_patch(conn: psycopg.Connection, source: Source, body: SourcePatch, countries: tuple[str, ...],
-                 topics: tuple[str, ...]) -> None:
-    """Edit through the same upsert the CLI uses (in the caller's transaction), then restore or set
-    the disabled state: `add` re-enables a source, which a PATCH must only do when asked."""
-    fields = body.model_fields_set
-    spec = SourceSpec(
-        source.url,
-        body.name if "name" in fields and body.name else source.name,
-        countries if "countries" in fields and body.countries is not None else tuple(source.default_countries),
-        topics if "topics" in fields and body.topics is not None else tuple(source.default_topics),
-    )
-    sources_db.add(conn, spec, origin=source.origin, poll_interval=source.poll_interval)
-    if body.enabled is False:
-        sources_db.disable(conn, source.id, "disabled through the API")
-    elif body.enabled is None and not source.enabled:
-        sources_db.disable(conn, source.id, source.disabled_reason or "disabled")

@@ -4,7 +4,7 @@ JavaScript), and the pages behind the signed links of the emails.
     POST /api/v1/subscriptions                  JSON: email + filter + time -> 202, confirmation emailed
     GET  /subscribe, POST /subscribe            the form
     GET  /subscriptions/confirm/{token}         a page with a Confirm button (POST confirms)
-    GET  /subscriptions/manage/{token}          change hour, zone, format (POST saves)
+    GET  /subscriptions/manage/{token}          change filter, hour, zone, format (POST saves)
     GET  /subscriptions/unsubscribe/{token}     a page asking to confirm; never unsubscribes by itself
     POST /subscriptions/unsubscribe/{token}     unsubscribes at once (RFC 8058 one-click)
 
@@ -37,14 +37,15 @@ from aggregator.config import Settings
 from aggregator.digest import render, subscribe
 from aggregator.digest.build import filter_label
 from aggregator.digest.context import DigestContext
+from aggregator.digest.delivery import send_confirmations
 from aggregator.digest.links import CONFIRM_PATH, MANAGE_PATH, UNSUBSCRIBE_PATH
 from aggregator.digest.schedule import zone_names
 from aggregator.digest.send import open_sender
-from aggregator.digest.service import send_confirmations
-from aggregator.errors import InvalidQueryError, RateLimitError
+from aggregator.errors import InvalidInputError, InvalidTokenError, RateLimitError
 from aggregator.query import multi_dict
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, RATE_LIMITED_RESPONSE
+from aggregator.web.guards import require_form
 from aggregator.web.ratelimit import ClientLimiter, Limit, client_key
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,9 @@ class SubscriptionAccepted(BaseModel):
     message: str = "If this address is not subscribed to this filter yet, a confirmation link is on its way."
 
 
-def _api_error(exc: InvalidQueryError) -> InvalidQueryError:
+def _api_error(exc: InvalidInputError) -> InvalidInputError:
     name = _FIELD_NAMES.get(exc.parameter, exc.parameter)
-    return InvalidQueryError(name, exc.message)
+    return InvalidInputError(name, exc.message)
 
 
 def client_limit(settings: Settings) -> Callable[[Request], None]:
@@ -126,7 +127,7 @@ def subscriptions_router(api: ApiContext) -> APIRouter:
             format=body.format, origin="api")
         try:
             subscribe.subscribe(digest_context(), req)
-        except InvalidQueryError as exc:
+        except InvalidInputError as exc:
             raise _api_error(exc) from exc
         confirm_soon(background)
         # The address as given (normalized), never as stored: its stored spelling would tell an earlier request.
@@ -151,15 +152,16 @@ def _too_many(exc: RateLimitError) -> HTMLResponse:
     return response
 
 
-def _bad_link(exc: InvalidQueryError) -> HTMLResponse:
+def _bad_link(exc: InvalidTokenError) -> HTMLResponse:
     return page("This link does not work", 400, lines=[f"{exc.message[:1].upper()}{exc.message[1:]}.",
                 "Links in older emails expire; the newest digest has fresh ones."])
 
 
 async def form_data(request: Request) -> dict[str, list[str]]:
+    require_form(request)
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        raise InvalidQueryError("form", "too large")
+        raise InvalidInputError("form", "too large")
     return multi_dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
@@ -175,13 +177,32 @@ def _first(form: dict[str, list[str]], name: str, default: str = "") -> str:
     return (form.get(name) or [default])[0].strip()
 
 
-def _request_from_form(form: dict[str, list[str]]) -> subscribe.SubscriptionRequest:
+def _request_from_form(form: dict[str, list[str]], *, role: str = "any",
+                       match: str = "any") -> subscribe.SubscriptionRequest:
+    """The subscribe form (or the manage page's, which has no email and keeps role and match)."""
     hour = _first(form, "send_hour", "8")
     countries = form.get("country", []) + [c for c in _first(form, "country_other").replace(";", ",").split(",")]
     return subscribe.SubscriptionRequest(
         email=_first(form, "email"), countries=[c for c in countries if c.strip()], regions=form.get("region", []),
-        topics=form.get("topic", []), q=_first(form, "q") or None, timezone=_first(form, "timezone", "UTC"),
-        send_hour=int(hour) if hour.isdigit() else -1, format=_first(form, "format", "html"), origin="form")
+        topics=form.get("topic", []), q=_first(form, "q") or None, role=role, match=match,
+        timezone=_first(form, "timezone", "UTC"), send_hour=int(hour) if hour.isdigit() else -1,
+        format=_first(form, "format", "html"), origin="form")
+
+
+def _shown_form(form: dict[str, list[str]], send_hour: int) -> dict[str, Any]:
+    """What was posted, to show again next to an error."""
+    return {**{k: v for k, v in form.items() if k in ("region", "country", "topic")},
+            **{k: _first(form, k) for k in ("email", "country_other", "q", "timezone", "format")},
+            "send_hour": send_hour}
+
+
+def _filter_form(stored: dict[str, Any], focus: list[tuple[str, str]]) -> dict[str, Any]:
+    """A stored filter as the form's values: countries of the form's list as boxes, others as text."""
+    boxes = {code for code, _name in focus}
+    countries = [str(c) for c in stored.get("country", [])]
+    return {"region": list(stored.get("region", [])), "topic": list(stored.get("topic", [])),
+            "country": [c for c in countries if c in boxes],
+            "country_other": ", ".join(c for c in countries if c not in boxes), "q": stored.get("q", "")}
 
 
 def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], DigestContext],
@@ -190,9 +211,18 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
              "timezone": "UTC", "format": "html"}
 
     @router.get("/subscribe", response_class=HTMLResponse, include_in_schema=False)
-    def subscribe_form() -> HTMLResponse:
-        return page("Daily digest by email", template="web/subscribe.html", form=blank, error=None,
-                    **_form_choices(api))
+    def subscribe_form(request: Request) -> HTMLResponse:
+        """Pre-filled from the query string (the reader's "daily email of this" link): codes it does
+        not know are left out, the words are kept as typed (subscribing validates them)."""
+        given = multi_dict(request.query_params.multi_items())
+        choices = _form_choices(api)
+        known = {"region": {c for c, _ in choices["regions"]}, "topic": {c for c, _ in choices["topics"]},
+                 "country": set(api.vocabulary.countries)}
+        form = {**blank, **{name: [v for v in given.get(name, []) if v in known[name]][:50] for name in known},
+                "q": (given.get("q") or [""])[0][:256]}
+        listed = {c for c, _ in choices["countries"]}
+        form["country_other"] = ", ".join(c for c in form["country"] if c not in listed)
+        return page("Daily digest by email", template="web/subscribe.html", form=form, error=None, **choices)
 
     @router.post("/subscribe", response_class=HTMLResponse, include_in_schema=False)
     async def subscribe_post(request: Request, background: BackgroundTasks) -> HTMLResponse:
@@ -204,10 +234,8 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
         req = _request_from_form(form)
         try:
             subscribe.subscribe(digest_context(), req)
-        except InvalidQueryError as exc:
-            shown = {**blank, **{k: v for k, v in form.items() if k in ("region", "country", "topic")},
-                     **{k: _first(form, k) for k in ("email", "country_other", "q", "timezone", "format")},
-                     "send_hour": req.send_hour}
+        except InvalidInputError as exc:
+            shown = {**blank, **_shown_form(form, req.send_hour)}
             return page("Daily digest by email", 400, template="web/subscribe.html", form=shown,
                         error=str(_api_error(exc)), **_form_choices(api))
         confirm_soon(background)
@@ -221,7 +249,7 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
         ctx = digest_context()
         try:
             sub = subscribe.from_token(ctx, token, "confirm")
-        except InvalidQueryError as exc:
+        except InvalidTokenError as exc:
             return _bad_link(exc)
         label = filter_label(sub.filter, ctx.labels)
         return page("Confirm your subscription", lines=[f"Send the daily digest of “{label}” to {sub.email}?"],
@@ -232,7 +260,7 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
         ctx = digest_context()
         try:
             sub = subscribe.confirm(ctx, token)
-        except InvalidQueryError as exc:
+        except InvalidTokenError as exc:
             return _bad_link(exc)
         if sub.state != "active":
             return page("Not subscribed", lines=[f"This subscription is {sub.state}: subscribe again on /subscribe."])
@@ -240,14 +268,16 @@ def _pages(router: APIRouter, api: ApiContext, digest_context: Callable[[], Dige
             f"{sub.email} will get the digest of “{filter_label(sub.filter, ctx.labels)}” every day at "
             f"{sub.send_hour:02d}:00 ({sub.timezone}).", "Every digest has links to change or stop it."])
 
-    _link_pages(router, digest_context)
+    _link_pages(router, digest_context, _form_choices(api))
 
 
-def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext]) -> None:
-    def manage_view(ctx: DigestContext, token: str, sub: Any, *, saved: bool, status: int = 200) -> HTMLResponse:
+def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext], choices: dict[str, Any]) -> None:
+    def manage_view(ctx: DigestContext, token: str, sub: Any, *, saved: bool, status: int = 200,
+                    form: dict[str, Any] | None = None, error: str | None = None) -> HTMLResponse:
         now = datetime.now(UTC)
-        return page("Your daily digest", status, template="web/manage.html", sub=sub, saved=saved,
-                    label=filter_label(sub.filter, ctx.labels), zones=zone_names(), action=MANAGE_PATH + token,
+        return page("Your daily digest", status, template="web/manage.html", sub=sub, saved=saved, error=error,
+                    label=filter_label(sub.filter, ctx.labels), action=MANAGE_PATH + token,
+                    form=form or _filter_form(sub.filter, choices["countries"]), **choices,
                     unsubscribe_action=UNSUBSCRIBE_PATH + ctx.links.token("unsubscribe", sub.id, now))
 
     @router.get(MANAGE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -255,7 +285,7 @@ def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext]) 
         ctx = digest_context()
         try:
             return manage_view(ctx, token, subscribe.from_token(ctx, token, "manage"), saved=False)
-        except InvalidQueryError as exc:
+        except InvalidTokenError as exc:
             return _bad_link(exc)
 
     @router.post(MANAGE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -263,12 +293,22 @@ def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext]) 
         ctx = digest_context()
         try:
             sub = subscribe.from_token(ctx, token, "manage")
-            form = await form_data(request)
-            hour = _first(form, "send_hour", str(sub.send_hour))
-            subscribe.change(ctx, sub.id, timezone=_first(form, "timezone", sub.timezone),
-                             send_hour=int(hour) if hour.isdigit() else -1, format=_first(form, "format", sub.format))
-        except InvalidQueryError as exc:
-            return _bad_link(exc) if exc.parameter == "token" else page("Not saved", 400, lines=[str(exc)])
+        except InvalidTokenError as exc:
+            return _bad_link(exc)
+        form = await form_data(request)
+        hour = _first(form, "send_hour", str(sub.send_hour))
+        send_hour = int(hour) if hour.isdigit() else -1
+        # The filter changes only with the page's own form (its hidden `filter` field): a form that
+        # posts no filter fields at all must not be read as "everything".
+        filter_request = _request_from_form(form, role=str(sub.filter.get("role", "any")),
+                                            match=str(sub.filter.get("match", "any"))) if "filter" in form else None
+        try:
+            subscribe.change(ctx, sub.id, timezone=_first(form, "timezone", sub.timezone), send_hour=send_hour,
+                             format=_first(form, "format", sub.format), filter_request=filter_request)
+        except InvalidInputError as exc:
+            shown = {**_filter_form(sub.filter, choices["countries"]), **_shown_form(form, send_hour)}
+            return manage_view(ctx, token, sub, saved=False, status=400, error=str(_api_error(exc)),
+                               form=shown if filter_request else None)
         return manage_view(ctx, token, subscribe.from_token(ctx, token, "manage"), saved=True)
 
     @router.get(UNSUBSCRIBE_PATH + "{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -276,7 +316,7 @@ def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext]) 
         ctx = digest_context()
         try:
             sub = subscribe.from_token(ctx, token, "unsubscribe")
-        except InvalidQueryError as exc:
+        except InvalidTokenError as exc:
             return _bad_link(exc)
         if sub.state == "unsubscribed":
             return page("Unsubscribed", lines=[f"{sub.email} gets no more of this digest."])
@@ -289,7 +329,7 @@ def _link_pages(router: APIRouter, digest_context: Callable[[], DigestContext]) 
         ctx = digest_context()
         try:
             sub = subscribe.from_token(ctx, token, "unsubscribe")
-        except InvalidQueryError as exc:
+        except InvalidTokenError as exc:
             return _bad_link(exc)
         subscribe.unsubscribe(ctx, sub.id)
         return page("Unsubscribed", lines=[f"{sub.email} gets no more of this digest.",

@@ -91,13 +91,13 @@ def _feeds(obs: Observations) -> dict[str, Any]:
         if row is None:
             never_ok.append(path)
             continue
-        _, enabled, _etag, ever_ok, failures, _kind = row
+        _, enabled, _etag, ever_ok, failures, kind = row
         if not enabled:
             disabled.append(path)
         if not ever_ok:
             never_ok.append(path)
         if not info["kind"].startswith("flaky") and failures:
-            steady_failing.append(path)
+            steady_failing.append(f"{path} (last error: {kind})")
     outcomes = Counter(f[1] if f[1] != "error" else f"error:{f[2]}" for f in obs.fetches)
     flaky_faults: Counter[str] = Counter()
     for info in truth.values():

@@ -2,7 +2,7 @@
 
 Run by run.py as its own process, so its CPU and memory are not the service's:
 
-    python bench/soak/publisher.py --feeds 300 --rate 1.0 --seed 7
+    python -m bench.soak.publisher --feeds 300 --rate 1.0 --seed 7
 
 It binds 127.0.0.1 on a free port, prints one JSON line {"port": ...} when ready, and serves until
 its standard input closes or it gets SIGTERM. Control routes:
@@ -40,11 +40,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from xml.sax.saxutils import escape
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from articles import ARTICLES
+from bench.soak.articles import ARTICLES
 
 WINDOW = 25
 HANG_SECONDS = 8.0

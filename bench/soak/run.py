@@ -1,7 +1,7 @@
 """The soak: the whole service under load and faults, checked against ground truth at the end.
 
-    python bench/soak/run.py --minutes 3              # the short form (CI runs it through tests/test_soak.py)
-    python bench/soak/run.py --minutes 30 --rate 2    # the long form, figures in docs/RELIABILITY.md
+    python -m bench.soak.run --minutes 3              # the short form (CI runs it through tests/test_soak.py)
+    python -m bench.soak.run --minutes 30 --rate 2    # the long form, figures in docs/RELIABILITY.md
 
 What runs, each in its own process where the service would have one:
 - a PostgreSQL of its own (the embedded server, in a temporary folder) so it can be restarted;
@@ -28,13 +28,11 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +43,10 @@ import httpx
 import psutil
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check import ApiCall, Observations, evaluate, format_report
+from bench.soak.check import ApiCall, Observations, evaluate, format_report
+from tests.support.database import EmbeddedServer
+from tests.support.network import free_port, wait_until
+from tests.support.smtp import SmtpSink
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -56,82 +56,15 @@ LOG_EVENTS = ("poll.store_retry", "poll.unrecorded", "api.storage_error", "sched
               "digest.smtp_unavailable", "worker.abandoned", "Traceback")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def until(condition: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll what the soak has just broken: any error while it comes back counts as "not yet"."""
+    return wait_until(condition, timeout, interval=interval, tolerate=(Exception,))
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll `condition` until it returns something truthy or the deadline passes (then None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = condition()
-        except Exception:  # the thing polled may be down for a moment; that is what we wait out
-            value = None
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
-
-
-class Postgres:
-    """The soak's own PostgreSQL: the embedded server, restartable."""
-
-    def __init__(self, folder: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-        self.server = pgserver.get_server(folder, cleanup_mode="stop")
-        self.url = self.server.get_uri()
-
-    def stop(self) -> None:
-        from pgserver._commands import pg_ctl
-
-        pg_ctl(["-m", "fast", "-w", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
-
-    def start(self) -> None:
-        self.server.ensure_postgres_running()
-
-    def close(self) -> None:
-        self.server.cleanup()
-
-
-class MailSink:
-    """A local SMTP server that can go down and come back on the same port."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self._controller_type = Controller
-        self.port = free_port()
-        self.lock = threading.Lock()
-        self.messages: list[tuple[str, str, str]] = []  # (recipient, Message-ID, Subject)
-        self.controller: Any = None
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        from email import message_from_bytes
-
-        message = message_from_bytes(envelope.content)
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.messages.append((rcpt, str(message.get("Message-ID")), str(message.get("Subject"))))
-        return "250 OK"
-
-    def start(self) -> None:
-        self.controller = self._controller_type(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def received(self) -> list[tuple[str, str, str]]:
-        with self.lock:
-            return list(self.messages)
+def mail_received(sink: SmtpSink) -> list[tuple[str, str, str]]:
+    """(recipient, Message-ID, Subject) of every delivered copy, as the checker compares them."""
+    return [(rcpt, str(r.message.get("Message-ID")), str(r.message.get("Subject")))
+            for r in sink.received for rcpt in r.rcpt_tos]
 
 
 @dataclass
@@ -240,12 +173,12 @@ class Soak:
 
     # ----- the run ---------------------------------------------------------------------------
     def setup(self) -> None:
-        self.db = Postgres(self.work / "pg")
-        self.mail = MailSink()
+        self.db = EmbeddedServer(self.work / "pg")
+        self.mail = SmtpSink()
         self.mail.start()
         self.http_port = free_port()
         self.publisher = subprocess.Popen(
-            [sys.executable, str(HERE / "publisher.py"), "--feeds", str(self.args.feeds), "--rate",
+            [sys.executable, "-m", "bench.soak.publisher", "--feeds", str(self.args.feeds), "--rate",
              str(self.args.rate), "--seed", str(self.args.seed)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.publisher.stdout is not None
@@ -258,7 +191,7 @@ class Soak:
         self.spawn("run", "run")
         self.spawn("worker", "worker")
         self.api = f"http://127.0.0.1:{self.http_port}"
-        if not wait_until(lambda: httpx.get(self.api + "/readyz").status_code == 200, 60):
+        if not until(lambda: httpx.get(self.api + "/readyz").status_code == 200, 60):
             raise RuntimeError("the service did not become ready in 60 s")
 
     def sample_memory(self, stop: threading.Event) -> None:
@@ -279,7 +212,7 @@ class Soak:
         """SIGKILL the extra worker while it holds leases; its feeds must be taken over."""
         proc = self.procs["worker"]
         pid = proc.pid
-        held = wait_until(lambda: self.sql(
+        held = until(lambda: self.sql(
             "SELECT id FROM sources WHERE lease_owner LIKE %(p)s AND lease_until > now()",
             {"p": f"%:{pid}:%"}), 20, interval=0.05)
         proc.kill()
@@ -302,7 +235,7 @@ class Soak:
         for n in range(SUBSCRIBERS):
             self.cli("subscriptions", "add", f"reader{n}@soak.example", "--region", "central-asia",
                      "--send-hour", "0", "--timezone", "UTC", "--confirmed")
-        failed = wait_until(lambda: self.sql(
+        failed = until(lambda: self.sql(
             "SELECT count(*) FROM digests WHERE attempts >= 1 AND last_error IS NOT NULL")[0][0] >= SUBSCRIBERS, 45)
         self.mail.start()
         self.obs.smtp_outage = (down, time.time(), bool(failed))
@@ -322,15 +255,20 @@ class Soak:
         httpx.post(self.feed_base + "/__stop")
         self.obs.truth = httpx.get(self.feed_base + "/__truth", timeout=30).json()
         urls = [a["url"] for a in self.obs.truth["articles"]]
+        links = sum(len(a["feeds"]) for a in self.obs.truth["articles"])
 
         def all_stored() -> bool:
-            rows = self.sql("SELECT count(DISTINCT url) FROM posts WHERE url = ANY(%(u)s)", {"u": urls})
-            return rows[0][0] >= len(urls)
+            """Every article stored and linked to every feed that carries it: a syndicated copy in a
+            second feed arrives with that feed's next poll, which may come after the first copy."""
+            rows = self.sql("""SELECT count(DISTINCT p.url), count(DISTINCT (p.url, ps.source_id))
+                               FROM posts p LEFT JOIN post_sources ps ON ps.post_id = p.id
+                               WHERE p.url = ANY(%(u)s)""", {"u": urls})
+            return rows[0][0] >= len(urls) and rows[0][1] >= links
 
         t0 = time.monotonic()
-        done = wait_until(all_stored, self.args.drain, interval=1.0)
+        done = until(all_stored, self.args.drain, interval=1.0)
         self.obs.drain_seconds = time.monotonic() - t0 if done else None
-        wait_until(lambda: len({r for r, _, _ in self.mail.received()}) >= SUBSCRIBERS, 60)
+        until(lambda: len({r for r, _, _ in mail_received(self.mail)}) >= SUBSCRIBERS, 60)
 
     def shutdown(self) -> None:
         """SIGTERM both; each must exit within the grace period plus a margin, leases released."""
@@ -349,7 +287,7 @@ class Soak:
         # The next start resumes: a fresh worker polls again.
         since = self.sql("SELECT now()")[0][0]
         proc = self.spawn("resume", "worker")
-        resumed = wait_until(lambda: self.sql(
+        resumed = until(lambda: self.sql(
             "SELECT count(*) FROM fetch_log WHERE started_at > %(s)s", {"s": since})[0][0] > 0, 60)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -367,7 +305,7 @@ class Soak:
             "SELECT s.url, f.outcome, f.error_kind, f.worker, extract(epoch FROM f.started_at), f.source_id "
             "FROM fetch_log f JOIN sources s ON s.id = f.source_id")
         self.obs.digests = self.sql("SELECT subscription_id, state, attempts, uncertain FROM digests")
-        self.obs.mail = self.mail.received()
+        self.obs.mail = mail_received(self.mail)
         events = Counter()
         for log in self.work.glob("*.log"):
             for line in log.read_text(errors="replace").splitlines():

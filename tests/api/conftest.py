@@ -14,16 +14,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from psycopg import sql
 
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import sources as sources_db
 from aggregator.db.sources import SourceSpec
-from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline
-from aggregator.web.app import create_app
-from aggregator.worker import Worker
+from aggregator.ingest.fetch import Fetcher
+from aggregator.ingest.pipeline import Pipeline
+from aggregator.ingest.worker import Worker
+from aggregator.runtime import build_web_app
+from tests.support.database import reset
 from tests.support.feedserver import FeedServer
 
 with warnings.catch_warnings():  # starlette asks for httpx2 on import; httpx is what the project uses
@@ -38,7 +38,6 @@ FEEDS = {  # served path -> fixture file
     "/vesti-regiona.rss": "vesti_regiona.rss",
 }
 ADMIN_KEY = "test-admin-key-1234"
-TABLES = ("fetch_log", "post_sources", "post_tags", "posts", "sources")
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,7 @@ class StoredPost:
     primary: frozenset[str]
     topics: frozenset[str]
     sources: frozenset[int]
+    places: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -66,14 +66,14 @@ class Corpus:
         with self.db.connection() as conn:
             rows = conn.execute(
                 """
-                SELECT p.id, p.title, p.published_at, p.lang, p.countries, p.primary_countries, p.topics,
-                       array_agg(ps.source_id)
+                SELECT p.id, p.title, p.sort_at, p.lang, p.countries, p.primary_countries, p.topics,
+                       array_agg(ps.source_id), p.places
                 FROM posts p JOIN post_sources ps ON ps.post_id = p.id
-                GROUP BY p.id ORDER BY p.published_at DESC, p.id DESC
+                GROUP BY p.id ORDER BY p.sort_at DESC, p.id DESC
                 """
             ).fetchall()
         return [StoredPost(r[0], r[1], r[2], r[3], frozenset(r[4]), frozenset(r[5]), frozenset(r[6]),
-                           frozenset(r[7])) for r in rows]
+                           frozenset(r[7]), frozenset(r[8])) for r in rows]
 
     def by_title(self, fragment: str) -> StoredPost:
         [post] = [p for p in self.posts() if fragment in p.title]
@@ -96,8 +96,7 @@ def api_settings(database_url: str, tmp: Path, **overrides: object) -> Settings:
 
 def truncate(db: Database) -> None:
     with db.connection() as conn:
-        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
+        reset(conn, "api")
 
 
 def serve_fixtures(server: FeedServer) -> None:
@@ -131,7 +130,7 @@ def corpus(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     settings = api_settings(database_url, tmp_path_factory.mktemp("api"))
     with Database(database_url, max_size=6) as db, FeedServer() as server:
         truncate(db)
-        app = create_app(settings, db)  # first: loads the taxonomy once, before the worker's threads want it
+        app = build_web_app(settings, db)  # first: loads the taxonomy once, before the worker's threads want it
         serve_fixtures(server)
         sources = add_sources(db, server, list(FEEDS))
         poll(db, settings, [server.url(p) for p in FEEDS])
@@ -145,10 +144,11 @@ def ids(response_json: dict[str, object]) -> list[int]:
 
 
 def expected_facets(posts: list[StoredPost]) -> dict[str, dict[str, int]]:
-    result: dict[str, dict[str, int]] = {"country": {}, "topic": {}, "source": {}, "day": {}}
+    result: dict[str, dict[str, int]] = {"country": {}, "topic": {}, "source": {}, "day": {}, "lang": {}}
     for p in posts:
         keys = [("country", c) for c in p.countries] + [("topic", t) for t in p.topics]
         keys += [("source", str(s)) for s in p.sources] + [("day", p.published.date().isoformat())]
+        keys += [("lang", p.lang or "und")]
         for kind, key in keys:
             result[kind][key] = result[kind].get(key, 0) + 1
     return result

@@ -8,7 +8,7 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.web.app import create_app
+from aggregator.runtime import build_web_app
 from aggregator.web.rollup import refresh_once
 from tests.api.conftest import (
     DATA,
@@ -27,7 +27,7 @@ from tests.support.feedserver import FeedServer
 
 @pytest.fixture
 def live(db: Database, settings: Settings, feed_server: FeedServer) -> Iterator[Corpus]:
-    app = create_app(settings, db)
+    app = build_web_app(settings, db)
     serve_fixtures(feed_server)
     sources = add_sources(db, feed_server, list(FEEDS))
     poll(db, settings, [feed_server.url(p) for p in FEEDS])

@@ -1,8 +1,10 @@
-"""Every way a request can be wrong gets the one error shape, a 4xx naming the parameter, never a 500."""
+"""Every way a request can be wrong gets the one error shape and the one status policy (400 for bad
+input wherever it is, 404, 405, 413, 414, 415; never 422), a 4xx naming the parameter, never a 500."""
 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,8 +16,8 @@ from psycopg import sql
 
 from aggregator.db import Database
 from aggregator.query import Cursor, encode_cursor
-from aggregator.web.app import create_app
-from tests.api.conftest import Corpus, TestClient, api_settings
+from aggregator.runtime import build_web_app
+from tests.api.conftest import ADMIN_KEY, Corpus, TestClient, api_settings
 
 BAD_QUERIES = [
     ("/api/v1/posts", {"country": "QQ"}, "country"),
@@ -65,39 +67,111 @@ def test_bad_parameter_is_a_400_naming_it(corpus: Corpus, path: str, params: dic
 
 
 @pytest.mark.parametrize(("path", "status", "code", "parameter"), [
-    ("/api/v1/posts/abc", 422, "invalid_request", "post_id"),
-    ("/api/v1/posts/0", 422, "invalid_request", "post_id"),
-    ("/api/v1/posts/99999999999999999999", 422, "invalid_request", "post_id"),
+    ("/api/v1/posts/abc", 400, "invalid_parameter", "post_id"),
+    ("/api/v1/posts/0", 400, "invalid_parameter", "post_id"),
+    ("/api/v1/posts/99999999999999999999", 400, "invalid_parameter", "post_id"),
     ("/api/v1/posts/987654", 404, "not_found", None),
-    ("/api/v1/sources/abc", 422, "invalid_request", "source_id"),
+    ("/api/v1/sources/abc", 400, "invalid_parameter", "source_id"),
     ("/api/v1/sources/987654", 404, "not_found", None),
     ("/api/v1/nothing-here", 404, "not_found", None),
     ("/api/v2/posts", 404, "not_found", None),
 ])
 def test_bad_paths(corpus: Corpus, path: str, status: int, code: str, parameter: str | None) -> None:
+    """A malformed path parameter is bad input like a malformed query parameter: 400, never 422."""
     response = corpus.client.get(path)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code and error["message"]
     if parameter:
         assert error["details"]["parameter"] == parameter
-        assert parameter in error["message"]
+        assert error["message"].startswith(f"{parameter}: ")
 
 
 def test_wrong_method_is_a_405_in_the_same_shape(corpus: Corpus) -> None:
     response = corpus.client.put("/api/v1/posts")
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
-def test_a_malformed_body_is_a_422_naming_the_field(corpus: Corpus) -> None:
+def test_a_malformed_body_is_a_400_naming_the_field(corpus: Corpus) -> None:
     headers = {"X-API-Key": corpus.settings.admin_api_key.get_secret_value()}  # type: ignore[union-attr]
     response = corpus.client.post("/api/v1/sources", json={"url": 5}, headers=headers)
-    assert response.status_code == 422
-    assert response.json()["error"]["details"]["parameter"] == "url"
-    broken = corpus.client.post("/api/v1/sources", content=b"{not json", headers={
-        **headers, "Content-Type": "application/json"})
-    assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_parameter" and error["details"]["parameter"] == "url"
+    listed = corpus.client.post("/api/v1/sources", json=["not", "an", "object"], headers=headers)
+    assert listed.status_code == 400 and listed.json()["error"]["details"]["parameter"] == "body"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/sources", "/api/v1/subscriptions", "/api/v1/saved-feeds"])
+def test_broken_json_says_where_it_broke(corpus: Corpus, path: str) -> None:
+    headers = {"X-API-Key": ADMIN_KEY, "Content-Type": "application/json"}
+    response = corpus.client.post(path, content=b'{"url": nope}', headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == {
+        "code": "invalid_json", "message": "body: not valid JSON (Expecting value at character 8)",
+        "details": {"parameter": "body", "position": 8}}
+
+
+@pytest.mark.parametrize(("path", "content_type", "body"), [
+    ("/api/v1/subscriptions", "application/x-www-form-urlencoded", b"email=reader%40example.org"),
+    ("/api/v1/subscriptions", "multipart/form-data; boundary=b",
+     b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\nreader@example.org\r\n--b--\r\n'),
+    ("/api/v1/subscriptions", "text/plain", b'{"email": "reader@example.org"}'),
+    ("/api/v1/subscriptions", None, b'{"email": "reader@example.org"}'),
+    ("/api/v1/sources", "text/plain", b'{"url": "https://feeds.example/a"}'),
+    ("/subscribe", "application/json", b'{"email": "reader@example.org"}'),
+    ("/subscribe", "multipart/form-data; boundary=b",
+     b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\nreader@example.org\r\n--b--\r\n'),
+])
+def test_a_body_of_the_wrong_type_is_a_415(corpus: Corpus, path: str, content_type: str | None, body: bytes) -> None:
+    """Not parsed as something else and blamed on a field (the form used to say the email lacked an @)."""
+    headers = {"X-API-Key": ADMIN_KEY, **({"Content-Type": content_type} if content_type else {})}
+    response = corpus.client.post(path, content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type" and "@" not in error["message"]
+
+
+def test_no_answer_is_a_422_and_the_schema_says_so(corpus: Corpus) -> None:
+    """One status policy, published: the OpenAPI document never mentions 422 or FastAPI's own
+    validation-error shape, and every operation documents the 400 in the one error shape."""
+    document = corpus.client.get("/openapi.json").json()
+    text = json.dumps(document)
+    assert '"422"' not in text and "HTTPValidationError" not in text
+    assert "422 is never used" in document["info"]["description"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "400" in operation["responses"], (method, path)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "message"), [
+    ("GET", "/feeds/atom?country=QQ", 400, "country: unknown code 'QQ'"),
+    ("GET", "/feeds/UPPER.atom", 400, "slug: String should match pattern"),
+    ("GET", "/feeds/nothing-here.rss", 404, "saved feed not found"),
+    ("GET", "/feeds/no/such/feed", 404, "Not Found"),
+    ("POST", "/feeds/atom", 405, "Method Not Allowed"),
+])
+def test_feeds_answer_the_same_statuses_in_plain_text(corpus: Corpus, method: str, path: str, status: int,
+                                                      message: str) -> None:
+    """Whatever refused the request (the route, the router, FastAPI's checks), under /feeds/ the
+    status is the API's and the message is text a feed reader can show."""
+    response = corpus.client.request(method, path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.startswith(message) and response.text.endswith("\n"), response.text
+
+
+def test_a_refused_cors_preflight_has_the_error_shape(corpus: Corpus) -> None:
+    response = corpus.client.options("/api/v1/posts", headers={
+        "Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "bad_request", "message": "Disallowed CORS origin", "details": {}}
+    allowed = corpus.client.options("/api/v1/posts", headers={
+        "Origin": "https://analyst.example", "Access-Control-Request-Method": "HEAD"})
+    assert allowed.status_code == 200 and "HEAD" in allowed.headers["access-control-allow-methods"]
 
 
 @pytest.fixture
@@ -113,7 +187,7 @@ def unmigrated_database(database_url: str) -> Iterator[str]:
 
 def test_database_failure_is_a_503_and_not_ready(unmigrated_database: str, tmp_path: Path) -> None:
     settings = api_settings(unmigrated_database, tmp_path)
-    with Database(unmigrated_database, max_size=2) as db, TestClient(create_app(settings, db)) as client:
+    with Database(unmigrated_database, max_size=2) as db, TestClient(build_web_app(settings, db)) as client:
         for path in ("/api/v1/posts", "/api/v1/facets", "/api/v1/topics", "/readyz"):
             response = client.get(path)
             assert response.status_code == 503, (path, response.text)

@@ -2,7 +2,7 @@
 
 This is about the planner, not ingestion: a separate database is filled with generated rows in one
 INSERT … SELECT (indexes built afterwards, as a bulk load would), analyzed, and the API's own SQL
-(aggregator.db.query) is EXPLAINed for each filter.
+(aggregator.db.post_filters) is EXPLAINed for each filter.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from psycopg import sql
 
 from aggregator.db import facets as facets_db
 from aggregator.db import migrate as migrate_db
-from aggregator.db import query as query_db
+from aggregator.db import post_filters as filters_db
 from aggregator.query import PostFilter, PostQuery
 
 ROWS = 120_000
@@ -103,7 +103,7 @@ def index_names(nodes: list[dict[str, Any]]) -> set[str]:
 ])
 def test_selective_filters_use_their_index(big: psycopg.Connection, post_filter: PostFilter, index: str) -> None:
     for sort in ("published", "relevance") if post_filter.q else ("published",):
-        nodes = explain(big, *query_db.list_sql(PostQuery(post_filter, sort=sort, limit=50)))
+        nodes = explain(big, *filters_db.list_sql(PostQuery(post_filter, sort=sort, limit=50)))
         assert "Seq Scan" not in scans_of_posts(nodes), nodes
         assert index in index_names(nodes), (index, index_names(nodes))
     facet_nodes = explain(big, *facets_db.live_sql(post_filter))
@@ -116,7 +116,7 @@ def test_selective_filters_use_their_index(big: psycopg.Connection, post_filter:
 ])
 def test_common_filters_never_scan_the_table_for_a_page(big: psycopg.Connection, post_filter: PostFilter) -> None:
     """A value in half the posts is best found by walking the date index until the page is full."""
-    nodes = explain(big, *query_db.list_sql(PostQuery(post_filter, limit=50)))
+    nodes = explain(big, *filters_db.list_sql(PostQuery(post_filter, limit=50)))
     assert "Seq Scan" not in scans_of_posts(nodes), nodes
     assert index_names(nodes), nodes
 
@@ -126,6 +126,6 @@ def test_the_seeded_table_is_big_enough_to_matter(big: psycopg.Connection) -> No
     with big.transaction():
         big.execute("SET LOCAL enable_bitmapscan = off")
         big.execute("SET LOCAL enable_indexscan = off")
-        nodes = explain(big, *query_db.list_sql(PostQuery(PostFilter(countries=("TM",)), limit=50)))
+        nodes = explain(big, *filters_db.list_sql(PostQuery(PostFilter(countries=("TM",)), limit=50)))
     assert "Seq Scan" in scans_of_posts(nodes)
 

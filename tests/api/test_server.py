@@ -1,18 +1,14 @@
-"""The entry points the CLI calls, as real processes: `serve` (web only) and `run_with_worker`
+"""The entry points the CLI calls, as real processes: `run_web` (web only) and `run_all`
 (scheduler + web), configured from the environment like the command is, stopped by SIGTERM."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,60 +16,20 @@ import pytest
 from aggregator.db import Database
 from tests.api.conftest import DATA, truncate
 from tests.support.feedserver import FeedServer
+from tests.support.network import free_port, wait_for
+from tests.support.webserver import get_json as get
+from tests.support.webserver import web_process
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def process(entry: str, env: dict[str, str]) -> Iterator[str]:
-    """Run aggregator.web.server.<entry>(load_settings()) in its own process; yield its base URL."""
-    port = free_port()
-    code = f"from aggregator.config import load_settings; from aggregator.web import server; " \
-           f"raise SystemExit(server.{entry}(load_settings()))"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={
-        **os.environ, **env, "AGGREGATOR_HTTP_PORT": str(port), "AGGREGATOR_LOG_LEVEL": "WARNING"})
-    try:
-        yield f"http://127.0.0.1:{port}"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(check: Callable[[], object], seconds: float = 30.0) -> object:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.1)
-
-
-def get(url: str) -> dict[str, object]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_answers_and_stops_on_sigterm(database_url: str, db: Database, tmp_path: Path, workers: str) -> None:
     env = {"DATABASE_URL": database_url, "AGGREGATOR_FEEDS_FILE": str(tmp_path / "none.yaml"),
            "AGGREGATOR_HTTP_WORKERS": workers}
-    with process("serve", env) as base:
-        assert wait_for(lambda: get(f"{base}/readyz"))["status"] == "ready"  # type: ignore[index]
-        assert get(f"{base}/api/v1/posts")["items"] == []
+    with web_process("run_web", env) as web:
+        assert get(f"{web.base}/readyz")["status"] == "ready"
+        assert get(f"{web.base}/api/v1/posts")["items"] == []
 
 
 def test_run_polls_the_feeds_file_and_serves_what_it_stored(database_url: str, db: Database, tmp_path: Path,
@@ -84,8 +40,58 @@ def test_run_polls_the_feeds_file_and_serves_what_it_stored(database_url: str, d
     feeds.write_text(f"feeds:\n  - url: {feed_server.url('/kabul.rss')}\n    name: Kabul Wire\n")
     env = {"DATABASE_URL": database_url, "AGGREGATOR_FEEDS_FILE": str(feeds), "AGGREGATOR_TICK_SECONDS": "0.2",
            "AGGREGATOR_ALLOW_PRIVATE_NETWORKS": "true", "AGGREGATOR_PARSE_PROCESSES": "1"}
-    with process("run_with_worker", env) as base:
+    with web_process("run_all", env) as web:
+        base = web.base
         page = wait_for(lambda: get(f"{base}/api/v1/posts?country=AF")["items"])
         assert len(page) >= 4  # type: ignore[arg-type]
         [source] = get(f"{base}/api/v1/sources")  # type: ignore[misc]
         assert source["name"] == "Kabul Wire" and source["last_success"]
+
+
+def command_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of an `aggregator` command: no database named (the embedded one would start)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_") and k != "DATABASE_URL"}
+    return {**env, "AGGREGATOR_DATA_DIR": str(tmp_path / "var"), "AGGREGATOR_LOG_LEVEL": "WARNING", **extra}
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_port_in_use_fails_at_once_before_anything_starts(tmp_path: Path, feed_server: FeedServer,
+                                                            command: str) -> None:
+    feed_server.serve("/kabul.rss", (DATA / "kabul_wire.rss").read_bytes())
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {feed_server.url('/kabul.rss')}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = command_env(tmp_path, AGGREGATOR_HTTP_PORT=str(port), AGGREGATOR_FEEDS_FILE=str(feeds),
+                          AGGREGATOR_ALLOW_PRIVATE_NETWORKS="true", AGGREGATOR_TICK_SECONDS="0.1")
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "aggregator", command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert f"port {port} is in use" in line and "AGGREGATOR_HTTP_PORT" in line and "--port" in line
+    assert elapsed < 2.0, elapsed  # the interpreter's start-up included
+    assert not (tmp_path / "var").exists()  # no embedded database was started
+    assert feed_server.requests.for_path("/kabul.rss") == []  # nothing was polled
+
+
+def test_host_and_port_flags_win_over_the_environment(database_url: str, db: Database, tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as taken:  # the environment names a port in use: only the flag makes it start
+        taken.bind(("127.0.0.1", 0))
+        env = command_env(tmp_path, DATABASE_URL=database_url, AGGREGATOR_HTTP_HOST="256.0.0.1",
+                          AGGREGATOR_HTTP_PORT=str(taken.getsockname()[1]))
+        proc = subprocess.Popen([sys.executable, "-m", "aggregator", "serve", "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=tmp_path, env=env)
+        try:
+            assert wait_for(lambda: proc.poll() is not None or get(f"http://127.0.0.1:{port}/readyz"))
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+    done = subprocess.run([sys.executable, "-m", "aggregator", "serve", "--port", "70000"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "not a port number" in done.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.web.app import create_app
+from aggregator.runtime import build_web_app
 from tests.api.conftest import ADMIN_KEY, FEEDS, Corpus, TestClient, add_sources, poll, serve_fixtures
 from tests.support.feedserver import FeedServer
 
@@ -20,7 +20,7 @@ KEY = {"X-API-Key": ADMIN_KEY}
 def live(db: Database, settings: Settings, feed_server: FeedServer) -> Iterator[Corpus]:
     settings = settings.model_copy(update={"admin_api_key": Settings(admin_api_key=ADMIN_KEY).admin_api_key,
                                            "api_counts_cache_seconds": 0.0})
-    with TestClient(create_app(settings, db)) as client:
+    with TestClient(build_web_app(settings, db)) as client:
         yield Corpus(db, client, feed_server, settings, {})
 
 
@@ -57,7 +57,7 @@ def test_changes_without_the_admin_key_are_401(live: Corpus, headers: dict[str, 
 
 
 def test_no_configured_key_refuses_every_change(db: Database, settings: Settings) -> None:
-    with TestClient(create_app(settings.model_copy(update={"admin_api_key": None}), db)) as client:
+    with TestClient(build_web_app(settings.model_copy(update={"admin_api_key": None}), db)) as client:
         response = client.post("/api/v1/sources", json={"url": "https://example.org/feed"}, headers=KEY)
         assert response.status_code == 401
 
@@ -91,6 +91,10 @@ def test_add_edit_disable_and_delete_a_source(live: Corpus) -> None:
 @pytest.mark.parametrize(("body", "parameter"), [
     ({"url": "ftp://example.org/feed"}, "url"),
     ({"url": "not a url"}, "url"),
+    ({"url": "http://exa mple.org/"}, "url"),
+    ({"url": "http://127.0.0.1:99999/"}, "url"),
+    ({"url": "http://user:pass@example.org/x"}, "url"),
+    ({"url": "http://example..org/feed"}, "url"),
     ({"url": "https://example.org/feed", "countries": ["XX"]}, "countries"),
     ({"url": "https://example.org/feed", "topics": ["gardening"]}, "topics"),
 ])
@@ -98,6 +102,16 @@ def test_bad_source_bodies_are_400(live: Corpus, body: dict[str, object], parame
     response = live.client.post("/api/v1/sources", json=body, headers=KEY)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["details"]["parameter"] == parameter
+    assert "pass@" not in response.text
+    assert live.client.get("/api/v1/sources").json() == []
+
+
+def test_patch_checks_codes_against_the_taxonomy(live: Corpus) -> None:
+    created = live.client.post("/api/v1/sources", headers=KEY, json={"url": "https://example.org/feed"}).json()
+    path = f"/api/v1/sources/{created['id']}"
+    response = live.client.patch(path, headers=KEY, json={"countries": ["KZ", "XX"]})
+    assert response.status_code == 400 and response.json()["error"]["details"]["parameter"] == "countries"
+    assert live.client.get(path).json()["default_countries"] == []
 
 
 def test_service_endpoints(live: Corpus) -> None:

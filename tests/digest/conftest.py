@@ -9,16 +9,16 @@ from html import escape
 from pathlib import Path
 
 import pytest
-from psycopg import sql
 
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import subscriptions as subs_db
 from aggregator.digest.context import DigestContext
 from aggregator.digest.subscribe import SubscriptionRequest, subscribe
-from tests.digest.smtpsink import SmtpSink
+from tests.support.database import reset
 from tests.support.feedserver import FeedServer
 from tests.support.polling import serve_and_poll
+from tests.support.smtp import SmtpSink
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -49,8 +49,7 @@ def dsettings(settings: Settings, smtp: SmtpSink) -> Settings:
 @pytest.fixture
 def dctx(dsettings: Settings, db: Database) -> DigestContext:
     with db.connection() as conn:
-        conn.execute(sql.SQL("TRUNCATE digests, subscriptions, confirmation_sends, app_secrets "
-                             "RESTART IDENTITY CASCADE"))
+        reset(conn, "digests")
     return DigestContext.create(dsettings, db)
 
 

@@ -3,7 +3,9 @@ the cap, the subject line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -109,3 +111,47 @@ def test_filter_label(params: dict[str, object], label: str) -> None:
 def test_two_lines(text: str, expected: str) -> None:
     assert two_lines(text) == expected
     assert len(two_lines(text)) <= 221
+
+
+def test_an_undated_post_shows_its_arrival_as_such() -> None:
+    from dataclasses import replace
+
+    from aggregator.digest.render import render_digest
+
+    undated = replace(post(1, "Border posts in Batken", 1), date_estimated=True)
+    digest = build_digest([undated, post(2, "Almaty raid", 2)], {}, LABELS, total=2, max_items=10)
+    rendered = render_digest(digest, period_start=T - timedelta(days=1), now=T, more_url="m", feed_url="f",
+                             with_html=True)
+    text, page = rendered.in_zone(ZoneInfo("UTC"))
+    assert text.count("undated, first seen 10 Mar 2025") == 1 and "Source 2 · 10 Mar 2025" in text
+    assert page is not None and page.count("undated, first seen 10 Mar 2025") == 1
+
+
+def test_posts_of_one_story_make_one_item_whatever_their_titles() -> None:
+    """Reports of one event in two languages share no title word: their story makes them one item,
+    and two posts of different stories stay apart however alike their titles."""
+    def in_story(p: WindowPost, story: int) -> WindowPost:
+        return replace(p, story_id=story)
+
+    posts = [
+        in_story(post(1, "Нападения на церкви в Дербенте и Махачкале", 3), 7),
+        in_story(post(2, "Gunmen attack churches in Derbent and Makhachkala", 1, hours=1), 7),
+        in_story(post(3, "Gunmen attack churches in Derbent and Makhachkala", 2, hours=2), 8),  # another event
+        in_story(post(4, "Follow-up: death toll rises in Derbent", 3, hours=3), 7),  # same source, same story
+    ]
+    digest = build_digest(posts, {"country": ["KZ"]}, LABELS, total=4, max_items=10)
+    items = sorted((i for s in digest.sections for i in s.items), key=lambda i: -i.published.timestamp())
+    assert [(i.title, i.also) for i in items] == [
+        ("Нападения на церкви в Дербенте и Махачкале", ("Source 1",)),
+        ("Gunmen attack churches in Derbent and Makhachkala", ()),
+    ]
+    assert (digest.new, digest.stories) == (2, 2)
+
+
+def test_a_source_shown_by_its_url_has_its_key_masked() -> None:
+    keyed = "https://feeds.example/rss?api_key=s3cr3t-value"
+    lead = replace(post(1, "Raid in Almaty", 1), source_name=keyed, other_sources=[f"{keyed}&x=1"])
+    digest = build_digest([lead, post(2, "Raid in Almaty", 2, others=(keyed,))], {}, LABELS, total=2, max_items=10)
+    [item] = [i for section in digest.sections for i in section.items]
+    shown = repr((item.source, item.also))
+    assert "s3cr3t" not in shown and "feeds.example" in item.source

@@ -13,8 +13,8 @@ from aggregator.digest.commands import add_cli
 from aggregator.digest.context import DigestContext
 from aggregator.errors import NotFoundError
 from tests.digest.conftest import ingest, story_feeds
-from tests.digest.smtpsink import SmtpSink
 from tests.support.feedserver import FeedServer
+from tests.support.smtp import SmtpSink
 
 
 def run(settings: Settings, *argv: str) -> int:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import digests as digests_db
 from aggregator.digest.context import DigestContext
-from aggregator.digest.service import send_due
+from aggregator.digest.delivery import send_due
 from tests.digest.conftest import PUBLIC, active, ingest, later, seed_feed, story_feeds
-from tests.digest.smtpsink import SmtpSink
+from tests.support import queries
 from tests.support.feedserver import FeedServer
+from tests.support.smtp import SmtpSink
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -44,7 +44,7 @@ def test_a_kazakhstan_digest_carries_the_seed_post_and_nothing_unrelated(
         assert unrelated not in text and unrelated not in html, unrelated
     assert re.fullmatch(r"\d+ new: Kazakhstan", str(message["Subject"]))
     with db.connection() as conn:
-        [row] = digests_db.of_subscription(conn, sub)
+        [row] = queries.digests_of_subscription(conn, sub)
     assert row.state == "sent" and row.message_id == message["Message-ID"]
     stories = text.count("\n* ")
     assert message["Subject"] == f"{stories} new: Kazakhstan"

@@ -14,18 +14,19 @@ from aggregator.db import Database
 from aggregator.db import digests as digests_db
 from aggregator.db import subscriptions as subs_db
 from aggregator.digest.context import DigestContext
+from aggregator.digest.delivery import LEASE, RunReport, send_due
 from aggregator.digest.send import MaildirSender, Outcome, Sender, SmtpSender
-from aggregator.digest.service import LEASE, RunReport, send_due
 from tests.digest.conftest import active, digest_settings, ingest, later, story_feeds
-from tests.digest.smtpsink import SmtpSink
+from tests.support import queries
 from tests.support.feedserver import FeedServer
+from tests.support.smtp import SmtpSink
 
 T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)  # a Monday; 09:00 UTC is past an 08:00 UTC send hour
 
 
 def digests(db: Database, sub_id: int) -> list[digests_db.DigestRow]:
     with db.connection() as conn:
-        return digests_db.of_subscription(conn, sub_id)
+        return queries.digests_of_subscription(conn, sub_id)
 
 
 def with_posts(db: Database, settings: Settings, server: FeedServer, arrived: datetime) -> int:

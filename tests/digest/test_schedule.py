@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from aggregator.digest.schedule import due_period, next_send, retry_delay, send_instant, zone
-from aggregator.errors import InvalidQueryError
+from aggregator.errors import InvalidInputError
 
 
 def utc(text: str) -> datetime:
@@ -74,5 +74,5 @@ def test_retry_delay_doubles_up_to_an_hour(attempts: int, seconds: int) -> None:
 
 @pytest.mark.parametrize("name", ["", "Mars/Olympus", "../etc/localtime", "/etc/passwd", "utc\x00", "Europe"])
 def test_unknown_zones_are_refused(name: str) -> None:
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(InvalidInputError):
         zone(name)

@@ -14,10 +14,10 @@ from aggregator.db import Database
 from aggregator.db import subscriptions as subs_db
 from aggregator.digest import tokens
 from aggregator.digest.context import DigestContext
-from aggregator.digest.service import send_due
-from aggregator.web.app import create_app
+from aggregator.digest.delivery import send_due
+from aggregator.runtime import build_web_app
 from tests.digest.conftest import PUBLIC, TestClient, active, later
-from tests.digest.smtpsink import SmtpSink
+from tests.support.smtp import SmtpSink
 
 BODY = {"email": "Analyst@Example.ORG", "countries": ["kz"], "topics": ["terrorism"], "timezone": "Asia/Almaty",
         "send_hour": 9}
@@ -25,7 +25,7 @@ BODY = {"email": "Analyst@Example.ORG", "countries": ["kz"], "topics": ["terrori
 
 @pytest.fixture
 def client(dsettings: Settings, db: Database, dctx: DigestContext) -> Iterator[TestClient]:
-    with TestClient(create_app(dsettings, db)) as test_client:
+    with TestClient(build_web_app(dsettings, db)) as test_client:
         yield test_client
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aggregator.digest.tokens import sign, verify
-from aggregator.errors import InvalidQueryError
+from aggregator.errors import InvalidTokenError
 
 KEY = b"k" * 32
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -35,6 +35,6 @@ def test_a_token_verifies_to_its_subscription() -> None:
     ("٤٢.abc.def", "unsubscribe", KEY, NOW, "malformed"),  # Arabic-Indic digits are digits to isdigit()
 ])
 def test_refused(token: str, purpose: str, key: bytes, when: datetime, reason: str) -> None:
-    with pytest.raises(InvalidQueryError, match=reason) as info:
+    with pytest.raises(InvalidTokenError, match=reason) as info:
         verify(key, token, purpose, when)
     assert info.value.parameter == "token"

@@ -13,8 +13,9 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.web.app import create_app
+from aggregator.runtime import build_web_app
 from tests.api.conftest import FEEDS, TestClient, add_sources, api_settings, poll, serve_fixtures, truncate
+from tests.support.database import reset
 from tests.support.feedserver import FeedServer
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "feeds_out"
@@ -41,9 +42,9 @@ def stored(db: Database, keep: Callable[[Row], bool] = lambda r: True) -> list[R
     with db.connection() as conn:
         rows = conn.execute(
             """
-            SELECT id, dedup_key, title, url, author, published_at, updated_at, countries, primary_countries,
+            SELECT id, dedup_key, title, url, author, sort_at, updated_at, countries, primary_countries,
                    topics, lang
-            FROM posts ORDER BY published_at DESC, id DESC
+            FROM posts ORDER BY sort_at DESC, id DESC
             """
         ).fetchall()
     found = [Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), tuple(r[9]), r[10])
@@ -53,7 +54,7 @@ def stored(db: Database, keep: Callable[[Row], bool] = lambda r: True) -> list[R
 
 def clear_saved_feeds(db: Database) -> None:
     with db.connection() as conn:
-        conn.execute("TRUNCATE saved_feeds")
+        reset(conn, "saved_feeds")
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Site:
 def _site(db: Database, settings: Settings, server: FeedServer) -> Iterator[Site]:
     truncate(db)
     clear_saved_feeds(db)
-    app = create_app(settings, db)
+    app = build_web_app(settings, db)
     serve_fixtures(server)
     add_sources(db, server, list(FEEDS))
     poll(db, settings, [server.url(p) for p in FEEDS])

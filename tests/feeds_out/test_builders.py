@@ -15,7 +15,7 @@ from aggregator.feeds_out import Category, Channel, Item, Names, Origin, canonic
 from aggregator.feeds_out.describe import discovery_links
 from aggregator.feeds_out.model import entry_id, xml_text
 from aggregator.feeds_out.opml import Outline, build_opml
-from aggregator.parse import read_json_feed
+from aggregator.ingest.jsonfeed import read_json_feed
 from aggregator.query import PostFilter, Vocabulary, multi_dict, parse_filter
 from tests.feeds_out.conftest import RNG
 

@@ -3,18 +3,17 @@ matching post arrives (the listener drops rendered feeds when posts change)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import feedparser
 import pytest
 
 from aggregator.feeds_out.model import entry_id
-from aggregator.web.app import create_app
+from aggregator.runtime import build_web_app
 from aggregator.web.feed_cache import not_modified, variant_etag
 from tests.api.conftest import DATA, TestClient, api_settings, poll
 from tests.feeds_out.conftest import Site, stored
+from tests.support.network import wait_for
 
 LM = datetime(2025, 1, 12, 15, 0, tzinfo=UTC)
 
@@ -39,13 +38,6 @@ def test_conditional_rules(headers: dict[str, str], result: bool) -> None:
 def test_gzip_variant_has_its_own_etag() -> None:
     assert variant_etag('"abc"', True) == '"abc-gzip"'
     assert variant_etag('"abc"', False) == '"abc"'
-
-
-def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
@@ -79,7 +71,7 @@ def test_a_new_matching_post_changes_the_etag_and_comes_first(live_site: Site) -
     publish_later_items(live_site)
     arrived = [r for r in stored(live_site.db) if r.id not in before_ids]
     assert arrived and all("AF" in r.countries and "KZ" not in r.countries for r in arrived)  # the oracle holds
-    wait_until(lambda: client.get("/feeds/atom").headers["etag"] != everything)  # the change has been signalled
+    wait_for(lambda: client.get("/feeds/atom").headers["etag"] != everything, 10, what="the change signal")
     after = client.get("/feeds/atom?country=AF", headers={"If-None-Match": matching.headers["etag"]})
     assert after.status_code == 200 and after.headers["etag"] != matching.headers["etag"]
     newest = max(arrived, key=lambda r: (r.published, r.id))
@@ -92,7 +84,7 @@ def test_every_process_computes_the_same_etag_and_answers_304_without_the_cache(
     settings = api_settings(live_site.settings.database_url or "", live_site.settings.data_dir,
                             feeds_max_entries=100, feeds_cache_entries=0)
     cached = live_site.client.get("/feeds/rss?topic=terrorism")
-    with TestClient(create_app(settings, live_site.db)) as uncached:
+    with TestClient(build_web_app(settings, live_site.db)) as uncached:
         fresh = uncached.get("/feeds/rss?topic=terrorism")
         assert fresh.headers["etag"] == cached.headers["etag"] and fresh.content == cached.content
         again = uncached.get("/feeds/rss?topic=terrorism", headers={"If-None-Match": fresh.headers["etag"]})

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from aggregator.feeds_out.model import entry_id, utc
-from aggregator.parse import read_json_feed
+from aggregator.ingest.jsonfeed import read_json_feed
 from tests.feeds_out.conftest import RNG, Row, Site, stored
 
 CA = {"KZ", "KG", "TJ", "TM", "UZ"}
@@ -108,7 +108,7 @@ def test_bad_parameters_answer_400_in_plain_text(site: Site, fmt: str, query: st
 
 
 @pytest.mark.parametrize(("path", "status"), [
-    ("/feeds/nothing-here.atom", 404), ("/feeds/x.html", 422), ("/feeds/UPPER.atom", 422)])
+    ("/feeds/nothing-here.atom", 404), ("/feeds/x.html", 400), ("/feeds/UPPER.atom", 400)])
 def test_unknown_or_malformed_saved_feed_is_plain_text(site: Site, path: str, status: int) -> None:
     response = site.client.get(path)
     assert response.status_code == status

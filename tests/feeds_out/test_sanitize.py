@@ -17,10 +17,10 @@ from lxml import etree
 from aggregator.db import Database
 from aggregator.db import sources as sources_db
 from aggregator.db.sources import SourceSpec
-from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline
-from aggregator.web.app import create_app
-from aggregator.worker import Worker
+from aggregator.ingest.fetch import Fetcher
+from aggregator.ingest.pipeline import Pipeline
+from aggregator.ingest.worker import Worker
+from aggregator.runtime import build_web_app
 from tests.api.conftest import TestClient, api_settings, truncate
 from tests.support.feedserver import FeedServer
 
@@ -67,7 +67,7 @@ def sanitize_site(shared_data: Path, database_url: str, tmp_path: Path) -> Itera
     settings = api_settings(database_url, tmp_path, feeds_max_entries=1000, fetch_concurrency=8)
     with Database(database_url, max_size=12) as db, FeedServer() as server:
         truncate(db)
-        app = create_app(settings, db)
+        app = build_web_app(settings, db)
         with db.connection() as conn:
             for path in vectors:
                 server.serve(f"/{path.name}", path.read_bytes(), headers={"Content-Type": "application/xml"})

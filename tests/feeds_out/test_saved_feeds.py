@@ -50,4 +50,4 @@ def test_saved_feed_refuses_what_the_feeds_refuse(site: Site) -> None:
     bad_query = site.client.post("/api/v1/saved-feeds", json={"slug": "x", "query": "country=QQ"}, headers=KEY)
     assert bad_query.status_code == 400 and bad_query.json()["error"]["details"] == {"parameter": "country"}
     bad_slug = site.client.post("/api/v1/saved-feeds", json={"slug": "Not OK", "query": ""}, headers=KEY)
-    assert bad_slug.status_code == 422
+    assert bad_slug.status_code == 400

@@ -72,9 +72,9 @@ class _Server:
 
 
 def _poll_any(db: Database, settings: object, url: str) -> str:
-    from aggregator.fetch import Fetcher
-    from aggregator.pipeline import Pipeline
-    from aggregator.worker import Worker
+    from aggregator.ingest.fetch import Fetcher
+    from aggregator.ingest.pipeline import Pipeline
+    from aggregator.ingest.worker import Worker
 
     with Fetcher(settings) as fetcher:  # type: ignore[arg-type]
         worker = Worker(db, Pipeline(db, fetcher, settings), settings)  # type: ignore[arg-type]

@@ -29,16 +29,20 @@ from aggregator.db import Database
 from aggregator.digest.context import DigestContext
 from aggregator.digest.links import CONFIRM_PATH, MANAGE_PATH, UNSUBSCRIBE_PATH
 from aggregator.digest.subscribe import SubscriptionRequest, subscribe
-from aggregator.web.app import create_app
+from aggregator.runtime import build_web_app
 from aggregator.web.security import API_POLICY
 from tests.api.conftest import TestClient
 from tests.digest.conftest import digest_settings
 from tests.security.html_check import active_content, skeleton, text_and_attributes
+from tests.support.database import reset
 
 PAGE_ELEMENTS = frozenset({"form", "style", "meta"})  # our templates' own: checked against the policy here
 EXPECTED_PAGES = {"/subscribe", f"{CONFIRM_PATH}{{token}}", f"{MANAGE_PATH}{{token}}", f"{UNSUBSCRIBE_PATH}{{token}}",
-                  "/docs", "/docs/oauth2-redirect"}
+                  "/docs", "/docs/oauth2-redirect", "/", "/sources", "/countries/{code}"}
 DOCS_PAGES = {"/docs", "/docs/oauth2-redirect"}
+# The subscription pages run no script at all; the web reader's pages (every other page) load
+# scripts from the site itself only (htmx, the chart), never inline.
+SCRIPTLESS_PAGES = {"/subscribe", f"{CONFIRM_PATH}{{token}}", f"{MANAGE_PATH}{{token}}", f"{UNSUBSCRIBE_PATH}{{token}}"}
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 _PARAMETER = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
@@ -51,8 +55,8 @@ def dsettings(settings: Settings) -> Settings:
 @pytest.fixture
 def app(dsettings: Settings, db: Database) -> FastAPI:
     with db.connection() as conn:
-        conn.execute("TRUNCATE digests, subscriptions, app_secrets RESTART IDENTITY CASCADE")
-    application = create_app(dsettings, db)
+        reset(conn, "digests")
+    application = build_web_app(dsettings, db)
 
     def boom() -> None:
         raise RuntimeError("a bug")
@@ -142,12 +146,15 @@ def assert_page_headers(where: str, response: httpx.Response) -> None:
     for text in found.scripts:
         assert sha256_source(text) in scripts, (where, "an inline script the policy would block")
     for directive, url in found.external:
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-        assert origin in rules.get(directive, []), (where, directive, url)
+        parts = urlsplit(url)
+        source = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "'self'"  # a path: this server
+        assert source in rules.get(directive, []), (where, directive, url)
     if where not in DOCS_PAGES:  # Swagger UI alone needs inline styles (set by its bundle at run time)
         assert "'unsafe-inline'" not in " ".join(headers["content-security-policy"].split(";")), where
         assert found.style_attributes == 0, (where, "style attributes: the policy blocks them")
-        assert not found.scripts and not [u for d, u in found.external if d == "script-src"], where
+        assert not found.scripts, (where, "inline script")
+        if where in SCRIPTLESS_PAGES or where.startswith(("/subscribe", "/subscriptions")):
+            assert not [u for d, u in found.external if d == "script-src"], where
     for text in found.styles:
         assert sha256_source(text) in styles or "'unsafe-inline'" in styles, (where, "a <style> the policy blocks")
 
@@ -201,8 +208,10 @@ def test_every_answer_is_nosniff_and_has_a_policy(client: TestClient, app: FastA
         404: client.get("/no/such/page"),
         405: client.put("/api/v1/posts"),
         400: client.get("/api/v1/posts", params={"country": "QQ"}),
-        422: client.get("/api/v1/posts/0"),
         401: client.post("/api/v1/sources", json={}),
+        413: client.post("/api/v1/subscriptions", json={"email": "x" * 70_000}),
+        414: client.get("/api/v1/posts", params={"q": "x" * 9_000}),
+        415: client.post("/subscribe", json={"email": "reader@example.org"}),
         500: client.get("/test-only/boom"),
     }
     for status, response in errors.items():
@@ -217,7 +226,7 @@ def test_every_answer_is_nosniff_and_has_a_policy(client: TestClient, app: FastA
         assert response.headers.get("x-content-type-options") == "nosniff", (response.url, response.status_code)
         if not response.headers.get("content-type", "").startswith("text/html"):
             assert response.headers.get("content-security-policy") == API_POLICY, response.url
-    assert {200, 400, 401, 404, 405, 422, 500} <= statuses
+    assert {200, 400, 401, 404, 405, 413, 414, 415, 500} <= statuses
 
 
 def test_an_unhandled_error_keeps_the_error_body(client: TestClient) -> None:
@@ -292,3 +301,99 @@ def test_values_on_link_pages_come_back_escaped(client: TestClient, dsettings: S
     assert all(email in text for text in shown[:3] + shown[4:]), "the address, as typed"
     assert all(HOSTILE in text for text in shown[:3] + shown[4:]), "the filter's words, as typed"
     assert HOSTILE in shown[3], "the rejected zone, named in the error as typed"
+
+
+class _References(HTMLParser):
+    """Every URL an HTML page would load or send to: src, href, action and the like, and url() in
+    its styles."""
+
+    ATTRIBUTES = frozenset({"src", "href", "action", "formaction", "poster", "srcset", "data", "background"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[str] = []
+        self._style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value and name in self.ATTRIBUTES:
+                self.urls += [part.split()[0] for part in value.split(",") if part.strip()] if name == "srcset" \
+                    else [value]
+            elif value and name == "style":
+                self.urls += css_urls(value)
+            elif value and name == "content" and ("http-equiv", "refresh") in attrs:
+                self.urls.append(value.partition("url=")[2])
+        self._style = tag == "style"
+
+    def handle_data(self, data: str) -> None:
+        if self._style:
+            self.urls += css_urls(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._style = False
+
+
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)(.*?)\1\s*\)|@import\s+(['"])(.*?)\3""", re.IGNORECASE | re.DOTALL)
+
+
+def css_urls(text: str) -> list[str]:
+    return [m.group(2) or m.group(4) or "" for m in _CSS_URL.finditer(text)]
+
+
+def json_references(document: object) -> list[str]:
+    """The URLs an OpenAPI document points its reader at (not the example values it holds)."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in ("$ref", "url", "externalValue", "operationRef", "termsOfService") and isinstance(value, str):
+                found.append(value)
+            elif key != "example" and key != "examples":
+                found += json_references(value)
+    elif isinstance(document, list):
+        for value in document:
+            found += json_references(value)
+    return found
+
+
+def elsewhere(url: str) -> bool:
+    """A URL on another host: absolute with a host, or scheme-relative (//host/...). data: stays here."""
+    parts = urlsplit(url.strip())
+    return bool(parts.netloc) and parts.netloc != "testserver"
+
+
+def test_no_page_of_the_service_loads_anything_from_another_host(client: TestClient, app: FastAPI) -> None:
+    """/docs used to load Swagger UI from a CDN and was blank without internet. Every page, the
+    files it loads (followed to the end: CSS can load more) and the OpenAPI document name this
+    server alone; the docs page also turns off Swagger UI's validator badge (an image from swagger.io)."""
+    pages = [path for (method, path), r in html_answers(client, app).items()
+             if method == "GET" and r.headers.get("content-type", "").startswith("text/html")]
+    assert {"/docs", "/subscribe"} <= set(pages)
+    seen: set[str] = set()
+    queue = [concrete(p) for p in pages]
+    while queue:
+        path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        response = client.get(path)
+        # 400: a placeholder token; 404: a placeholder id or code (the reader's 404 page is checked too)
+        assert response.status_code in (200, 400, 404), (path, response.status_code)
+        content_type = response.headers["content-type"]
+        if content_type.startswith("text/html"):
+            found = _References()
+            found.feed(response.text)
+            urls = found.urls
+        elif content_type.startswith("text/css"):
+            urls = css_urls(response.text)
+        else:
+            continue
+        assert [u for u in urls if elsewhere(u)] == [], path
+        queue += [urlsplit(u).path for u in urls if u and not u.startswith(("data:", "#")) and not elsewhere(u)]
+    loaded = {p for p in seen if p.startswith("/docs/assets/")}
+    assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/assets/favicon.png"} <= loaded
+    assert all(client.get(p).status_code == 200 for p in loaded)
+    assert '"validatorUrl": null' in client.get("/docs").text
+    document = client.get("/openapi.json").json()
+    references = json_references(document)
+    assert references and [u for u in references if elsewhere(u)] == []
+    assert "servers" not in document or all(not elsewhere(s["url"]) for s in document["servers"])

@@ -27,14 +27,14 @@ import pytest
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import fetch_log as fetch_log_db
 from aggregator.db import sources as sources_db
-from aggregator.fetch import Fetcher
-from aggregator.netguard import AddressGuard, system_resolver
-from aggregator.pipeline import Pipeline, PollOutcome
-from aggregator.web.app import create_app
-from aggregator.worker import Worker
+from aggregator.ingest.fetch import Fetcher
+from aggregator.ingest.netguard import AddressGuard, system_resolver
+from aggregator.ingest.pipeline import Pipeline, PollOutcome
+from aggregator.ingest.worker import Worker
+from aggregator.runtime import build_web_app
 from tests.api.conftest import ADMIN_KEY, TestClient, api_settings, truncate
+from tests.support import queries
 from tests.support.environment import use_cli_environment
 from tests.support.feedserver import RSS_SAMPLE, FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
 
@@ -172,7 +172,7 @@ def assert_refused_and_recorded(db: Database, url: str, case: Case, outcome: Pol
     with db.connection() as conn:
         source = sources_db.get_by_url(conn, url)
         assert source is not None
-        log = fetch_log_db.for_source(conn, source.id)
+        log = queries.fetch_log_of_source(conn, source.id)
     assert (source.last_error_kind, source.consecutive_failures, source.lease_owner) == (case.kind, 1, None)
     assert source.enabled and source.permanent_failures == 1  # refused for good, not retried as a glitch
     expected_words = "is not a public address" if case.kind == "blocked_address" else "malformed URL"
@@ -201,7 +201,7 @@ class Api:
 def api_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One app for the module (starting one per test costs more than the test); emptied per test."""
     settings = api_settings(database_url, tmp_path_factory.mktemp("ssrf"), **STRICT)
-    with Database(database_url, max_size=4) as db, TestClient(create_app(settings, db)) as client:
+    with Database(database_url, max_size=4) as db, TestClient(build_web_app(settings, db)) as client:
         yield Api(client, db, settings)
 
 
@@ -235,7 +235,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, strict: Settings, db: Database, tmp
 
 
 def write_opml(path: Path, urls: list[str]) -> Path:
-    from aggregator.feeds_file import write_opml as opml_bytes
+    from aggregator.sources.files import write_opml as opml_bytes
 
     path.write_bytes(opml_bytes((url, f"feed {n}", None) for n, url in enumerate(urls)))
     return path

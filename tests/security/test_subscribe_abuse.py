@@ -24,12 +24,13 @@ from aggregator.db import Database
 from aggregator.db import migrate as migrate_db
 from aggregator.db import subscriptions as subs_db
 from aggregator.digest.context import DigestContext
-from aggregator.digest.service import send_due
+from aggregator.digest.delivery import send_due
 from aggregator.digest.subscribe import RESEND_AFTER
-from aggregator.web.app import create_app
+from aggregator.runtime import build_web_app
 from aggregator.web.ratelimit import ClientLimiter, Limit, client_key, decide
 from tests.digest.conftest import PUBLIC, TestClient, active, digest_settings, later
-from tests.digest.smtpsink import SmtpSink
+from tests.support.database import reset
+from tests.support.smtp import SmtpSink
 
 VICTIM = "victim@example.org"
 FILTERS = [{"countries": ["KZ"]}, {"countries": ["UZ"]}, {"topics": ["terrorism"]}, {"regions": ["caucasus"]},
@@ -42,12 +43,12 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def dctx(settings: Settings, smtp: SmtpSink, db: Database) -> DigestContext:
     """The digest context, over tables emptied of the previous test's subscriptions and counts."""
     with db.connection() as conn:
-        conn.execute("TRUNCATE digests, subscriptions, confirmation_sends, app_secrets RESTART IDENTITY CASCADE")
+        reset(conn, "digests")
     return DigestContext.create(digest_settings(settings, smtp), db)
 
 
 def app_client(settings: Settings, smtp: SmtpSink, db: Database, **overrides: object) -> TestClient:
-    return TestClient(create_app(digest_settings(settings, smtp, **overrides), db))
+    return TestClient(build_web_app(digest_settings(settings, smtp, **overrides), db))
 
 
 @pytest.fixture

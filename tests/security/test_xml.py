@@ -24,8 +24,8 @@ from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import sources as sources_db
 from aggregator.errors import ConfigError, ParseError
-from aggregator.feeds_file import read_opml
-from aggregator.parse import parse_and_normalize
+from aggregator.ingest.parse import parse_and_normalize
+from aggregator.sources.files import read_opml
 from tests.support.environment import use_cli_environment
 from tests.support.feedserver import FeedServer, connect_log, feed_server  # noqa: F401  (fixtures)
 
@@ -92,6 +92,27 @@ def test_read_opml_accepts_a_plain_doctype(doctype: str) -> None:
     specs = read_opml(opml(doctype))
     assert [(s.url, s.name) for s in specs] == [("https://feeds.example/a", "feed"),
                                                 ("https://feeds.example/b", "B & C")]
+
+
+def test_read_opml_survives_nesting_100000_levels_deep() -> None:
+    """Walking a tree that deep recursively fails (RecursionError); the reader builds no tree."""
+    depth = 100_000
+    data = ('<opml version="2.0"><body>' + '<outline text="f">' * depth
+            + '<outline text="in" xmlUrl="https://feeds.example/in"/>' + "</outline>" * depth + "</body></opml>")
+    assert [(s.url, s.name) for s in read_opml(data.encode(), max_outlines=depth + 1)] == [
+        ("https://feeds.example/in", "in")]
+
+
+def test_read_opml_stops_at_the_outline_cap() -> None:
+    data = BODY.format(outlines=FEED.format(text="x", path="a") * 11).encode()
+    assert len(read_opml(data, max_outlines=11)) == 11
+    with pytest.raises(ConfigError, match="more than 10 outlines"):
+        read_opml(data, max_outlines=10)
+
+
+def test_read_opml_refuses_another_document_type() -> None:
+    with pytest.raises(ConfigError, match=r"not an OPML file: its root element is <rss>"):
+        read_opml(b'<rss version="2.0"><outline xmlUrl="https://feeds.example/a"/></rss>')
 
 
 @pytest.fixture

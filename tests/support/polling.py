@@ -7,9 +7,9 @@ from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import sources as sources_db
 from aggregator.db.sources import SourceSpec
-from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline, PollOutcome
-from aggregator.worker import Worker
+from aggregator.ingest.fetch import Fetcher
+from aggregator.ingest.pipeline import Pipeline, PollOutcome
+from aggregator.ingest.worker import Worker
 from tests.support.feedserver import FeedServer
 
 

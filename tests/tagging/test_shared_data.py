@@ -15,6 +15,10 @@ import pytest
 from aggregator.tagging import Tag, TagInput, Taxonomy, tag_post
 from aggregator.tagging.evaluate import evaluate
 
+# The issue's target for topics micro-F1 on dev-en, cross-validated (figures in
+# aggregator/defaults/taxonomy/README.md).
+TOPICS_F1_TARGET = 0.85
+
 
 def _seed_post(shared_data: Path) -> TagInput:
     lines = (shared_data / "seed" / "window-on-eurasia-2022-01-07.txt").read_text(encoding="utf-8").splitlines()
@@ -78,12 +82,41 @@ def test_seed_boilerplate_is_not_evidence(seed_tags) -> None:
     assert all(e.start < tail for t in tags for e in t.evidence if e.field == "text")
 
 
-def test_dev_set_meets_the_targets(shared_data: Path, taxonomy: Taxonomy) -> None:
-    path = shared_data / "tagging" / "dev.jsonl"
+@pytest.fixture(scope="module")
+def dev_en(shared_data: Path, taxonomy: Taxonomy) -> dict:
+    path = shared_data / "tagging" / "dev-en.jsonl"
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    result = evaluate(records, taxonomy)
-    assert result["countries_f1"] >= 0.92
-    assert result["primary_accuracy"] >= 0.90
-    assert result["topics_f1"] >= 0.80
-    weak = {code: m["precision"] for code, m in result["per_topic"].items() if m["precision"] < 0.70}
-    assert not weak, f"topics below 0.70 precision: {weak}"
+    return evaluate(records, taxonomy, cv=5)
+
+
+def test_dev_en_meets_the_targets_cross_validated(dev_en: dict) -> None:
+    """The issue's English targets, on figures from models that did not see the article (5 folds)."""
+    cv = dev_en["languages"]["en"]["cv"]
+    assert cv["countries_f1"] >= 0.95
+    assert cv["primary_accuracy"] >= 0.95
+    assert cv["topics_f1"] >= TOPICS_F1_TARGET, cv["per_topic"]
+    weak = {code: m["precision"] for code, m in cv["per_topic"].items()
+            if m["tp"] + m["fn"] >= 5 and m["precision"] < 0.75}
+    assert not weak, f"topics below 0.75 precision (cross-validated): {weak}"
+
+
+def test_dev_en_resubstitution_is_reported_beside_cv(dev_en: dict) -> None:
+    assert dev_en["cv"]["folds"] == 5
+    assert set(dev_en["per_topic"]) == set(dev_en["cv"]["per_topic"])
+    assert dev_en["topics_f1"] >= dev_en["cv"]["topics_f1"] - 0.02  # fitting never looks worse than held-out
+
+
+def test_the_shipped_model_is_the_one_measured(dev_en: dict) -> None:
+    """The committed topic-model.yaml (resubstitution) meets the same bars as its cross-validated twin."""
+    assert dev_en["topics_f1"] >= TOPICS_F1_TARGET
+    assert dev_en["lowest_topic_precision"] >= 0.75, dev_en["per_topic"]
+
+
+def test_dev_ru_topics_cross_validated(shared_data: Path, taxonomy: Taxonomy) -> None:
+    """Russian topic cues: the issue's targets, cross-validated: micro-F1 0.78, and 0.65 precision for
+    every topic with at least five labeled articles."""
+    path = shared_data / "tagging" / "dev-ru.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cv = evaluate(records, taxonomy, cv=5)["languages"]["ru"]["cv"]
+    assert cv["topics_f1"] >= 0.78, cv["per_topic"]
+    assert cv["lowest_topic_precision"] >= 0.65, cv["per_topic"]

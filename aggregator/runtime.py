@@ -1,0 +1,342 @@
+"""The one place that starts and stops a process: `aggregator run`, `worker` and `serve`.
+
+Every process kind is wired here, in the order it comes up and the reverse order it goes down:
+
+    open and check the database ─► sync the feeds file ─► parse pool + fetcher + pipeline ─► worker
+    ─► scheduler (polling ticks, digests, fetch-log pruning) ─► web app (+ its background threads)
+
+`aggregator run` is all of it in one process; `worker` stops before the web app; `serve` is only the
+web app and the threads a web process needs (facet rollup refresh, the feed-cache listener). The web
+package holds the ASGI app and its routes and starts nothing by itself. One-shot commands (`poll`,
+`backfill`, `retag`, …) take the parts they need from here too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from aggregator.config import Settings
+from aggregator.db import Database, open_database
+from aggregator.db import fetch_log as fetch_log_db
+from aggregator.db import migrate as migrate_db
+from aggregator.errors import ConfigError
+from aggregator.logs import failures_logged
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+    from fastapi import FastAPI
+
+    from aggregator.digest.context import DigestContext
+    from aggregator.ingest.parse_pool import ParseFn
+    from aggregator.ingest.pipeline import Pipeline
+    from aggregator.ingest.worker import Worker
+    from aggregator.tagging import Taxonomy
+    from aggregator.web.app import Background
+
+log = logging.getLogger(__name__)
+
+FETCH_LOG_DAYS = 30
+
+
+# --- the database ----------------------------------------------------------------------------
+
+def open_checked_database(settings: Settings, *, migrate: bool = True, max_size: int | None = None) -> Database:
+    """Open the database, bring its schema up to date (or only check it), refuse a newer one."""
+    db = open_database(settings, max_size=max_size)
+    try:
+        with db.autocommit_connection() as conn:
+            if migrate:
+                migrate_db.migrate(conn)
+            migrate_db.check_current(conn)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+# --- polling ---------------------------------------------------------------------------------
+
+class Ingest:
+    """What polling needs, opened once and closed together: database, fetcher, parse pool, pipeline."""
+
+    def __init__(self, settings: Settings) -> None:
+        from aggregator.ingest.fetch import Fetcher
+        from aggregator.ingest.parse_pool import ParsePool, parse_inline
+        from aggregator.ingest.pipeline import Pipeline
+
+        self.settings = settings
+        self.db = open_checked_database(settings)
+        try:
+            self.fetcher = Fetcher(settings)
+            processes = settings.parse_processes or os.cpu_count() or 1
+            self._pool = ParsePool(processes) if processes > 1 else None
+        except BaseException:
+            self.db.close()
+            raise
+        self.parse: ParseFn = self._pool or parse_inline
+        self.pipeline: Pipeline = Pipeline(self.db, self.fetcher, settings, parse=self.parse)
+
+    def worker(self) -> Worker:
+        from aggregator.ingest.worker import Worker
+
+        return Worker(self.db, self.pipeline, self.settings)
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown()
+        self.fetcher.close()
+        self.db.close()
+
+    def __enter__(self) -> Ingest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sync_sources(db: Database, settings: Settings) -> None:
+    """The feeds file, when the settings ask for it, made the truth about curated sources."""
+    if settings.sync_feeds_file and settings.feeds_file.exists():
+        from aggregator.sources.registry import sync_feeds_file
+
+        sync_feeds_file(db, settings)
+
+
+# --- the scheduler ---------------------------------------------------------------------------
+
+def build_scheduler(worker: Worker, db: Database, settings: Settings, digests: DigestContext, *,
+                    blocking: bool) -> BaseScheduler:
+    """Polling ticks, digest sending and housekeeping: *when* jobs run, never *how*. Every job is
+    safe to run in several processes at once: the database decides who does what."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler = cls(executors={"default": ThreadPoolExecutor(3)}, timezone=UTC)
+    now = datetime.now(UTC)
+    scheduler.add_job(_tick_job, "interval", args=[worker], seconds=settings.tick_seconds, id="tick",
+                      max_instances=1, coalesce=True, next_run_time=now)
+    scheduler.add_job(_digest_job, "interval", args=[digests], seconds=settings.digest_check_seconds,
+                      id="digest", max_instances=1, coalesce=True, next_run_time=now + timedelta(seconds=30))
+    scheduler.add_job(_prune_fetch_log_job, "interval", args=[db], hours=6, id="prune-fetch-log",
+                      max_instances=1, coalesce=True, next_run_time=now + timedelta(minutes=1))
+    return scheduler
+
+
+def _tick_job(worker: Worker) -> None:
+    """A failed tick (database restarting, say) is logged and retried at the next tick."""
+    with failures_logged(log, "scheduler.tick_failed", worker=worker.name):
+        worker.tick()
+
+
+def _digest_job(digests: DigestContext) -> None:
+    """The digest tick. A failed run is logged; the next one retries, and nothing was half-sent."""
+    from aggregator.digest.delivery import send_due
+
+    with failures_logged(log, "digest.job_failed"):
+        send_due(digests)
+
+
+def _prune_fetch_log_job(db: Database) -> None:
+    with failures_logged(log, "fetch_log.prune_failed"):
+        with db.connection() as conn:
+            removed = fetch_log_db.prune(conn, datetime.now(UTC) - timedelta(days=FETCH_LOG_DAYS))
+        log.info("fetch_log.pruned rows=%d", removed)
+
+
+@contextmanager
+def _polling(settings: Settings, *, blocking: bool) -> Iterator[tuple[Ingest, Worker, BaseScheduler]]:
+    """Database, sources, pipeline, worker and scheduler (not started); torn down in reverse."""
+    from aggregator.digest.context import DigestContext
+
+    with Ingest(settings) as ingest:
+        sync_sources(ingest.db, settings)
+        worker = ingest.worker()
+        try:
+            scheduler = build_scheduler(worker, ingest.db, settings, DigestContext.create(settings, ingest.db),
+                                        blocking=blocking)
+            log.info("worker.started name=%s concurrency=%d tick=%ss", worker.name, worker.capacity,
+                     settings.tick_seconds)
+            yield ingest, worker, scheduler
+        finally:
+            worker.shutdown()
+            log.info("worker.stopped name=%s", worker.name)
+
+
+# --- the web server --------------------------------------------------------------------------
+
+def build_web_app(settings: Settings, db: Database, *, taxonomy: Taxonomy | None = None) -> FastAPI:
+    """The ASGI app with the background threads a web process runs beside it (started and
+    stopped with the app's lifespan): the facet rollup refresh and the feed-cache listener."""
+    from aggregator.db.facets import region_definitions
+    from aggregator.web.app import create_app
+    from aggregator.web.feed_cache import ChangeListener, FeedCache
+    from aggregator.web.rollup import FacetRefresher
+
+    if taxonomy is None:
+        from pathlib import Path
+
+        from aggregator.tagging import load_taxonomy
+
+        taxonomy = load_taxonomy(Path(settings.taxonomy_dir) if settings.taxonomy_dir else None)
+    cache = FeedCache(settings.feeds_cache_entries)
+    background: list[Background] = [FacetRefresher(db, settings.api_facets_refresh_seconds,
+                                                   region_definitions(taxonomy))]
+    if cache.max_entries > 0:
+        background.append(ChangeListener(db.url, cache))
+    return create_app(settings, db, taxonomy=taxonomy, feed_cache=cache, background=background)
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The web server's socket, bound and listening: taken before anything else starts, so that a
+    port in use costs a second and one line, not a database start and a round of polls first."""
+    host, port = settings.http_host, settings.http_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn does: restart at once
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(_listen_failure(host, port, exc)) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _listening(settings: Settings, sock: socket.socket) -> Settings:
+    """The settings with the port actually bound (port 0 asks the system for a free one)."""
+    port = int(sock.getsockname()[1])
+    return settings if port == settings.http_port else settings.model_copy(update={"http_port": port})
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {where}: port {port} is in use by another program; choose another "
+                f"port with AGGREGATOR_HTTP_PORT (or --port)")
+    if exc.errno == errno.EACCES:
+        return (f"cannot listen on {where}: permission denied (ports below 1024 need privileges); choose "
+                f"another port with AGGREGATOR_HTTP_PORT (or --port)")
+    reason = exc.strerror or str(exc)
+    return (f"cannot listen on {where}: {reason}; check AGGREGATOR_HTTP_HOST and AGGREGATOR_HTTP_PORT "
+            f"(or --host, --port)")
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _serve(app: object, settings: Settings, sock: socket.socket) -> None:
+    """Serve on `sock` until SIGINT/SIGTERM, then return (so callers close what they opened).
+
+    uvicorn shuts down gracefully on those signals and then re-raises the signal to the handler it
+    found installed; with Python's default handlers that would kill the process before our cleanup
+    runs, so quiet handlers are installed for the duration."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                            access_log=False, server_header=False, proxy_headers=True)
+    previous = {sig: signal.signal(sig, _log_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.info("web.listening url=%s", _url(sock))
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("web.stopped")
+
+
+def _log_signal(signum: int, _frame: object) -> None:
+    log.info("web.stopping signal=%s", signal.Signals(signum).name)
+
+
+def _serve_processes(settings: Settings, database_url: str, sock: socket.socket) -> None:
+    """HTTP_WORKERS processes on one socket: the app is CPU-bound in Python, so one process per core."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    # The worker processes build their settings from the environment: point them at the server
+    # this process resolved (the embedded one included, which this process keeps running), and
+    # at the address it listens on (links in emails name it).
+    os.environ.update({"DATABASE_URL": database_url, "AGGREGATOR_HTTP_HOST": settings.http_host,
+                       "AGGREGATOR_HTTP_PORT": str(sock.getsockname()[1])})
+    config = uvicorn.Config("aggregator.runtime:web_process_app", factory=True, workers=settings.http_workers,
+                            host=settings.http_host, port=settings.http_port, log_config=None,
+                            access_log=False, server_header=False, proxy_headers=True)
+    log.info("web.listening url=%s workers=%d", _url(sock), settings.http_workers)
+    Multiprocess(config, sockets=[sock]).run()
+    log.info("web.stopped")
+
+
+def web_process_app() -> object:
+    """The app of one web worker process (uvicorn's factory): its own settings and pool."""
+    from aggregator.config import load_settings
+    from aggregator.logs import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    db = Database(settings.database_url or "", max_size=settings.http_pool_size,
+                  wait_seconds=settings.db_wait_seconds)
+    atexit.register(db.close)
+    return build_web_app(settings, db)
+
+
+# --- the three process kinds -----------------------------------------------------------------
+
+def run_worker(settings: Settings) -> int:
+    """`aggregator worker`: polling and digests, no web server (several may share one database)."""
+    with _polling(settings, blocking=True) as (_ingest, worker, scheduler):
+        _stop_on_signals(scheduler, worker)
+        scheduler.start()  # blocks until a signal shuts it down
+    return 0
+
+
+def run_web(settings: Settings) -> int:
+    """`aggregator serve`: the web server alone (several may share one database)."""
+    sock = listen(settings)
+    settings = _listening(settings, sock)
+    with sock, open_checked_database(settings, max_size=settings.http_pool_size) as db:
+        if settings.http_workers > 1:
+            _serve_processes(settings, db.url, sock)
+        else:
+            _serve(build_web_app(settings, db), settings, sock)
+    return 0
+
+
+def run_all(settings: Settings) -> int:
+    """`aggregator run`: the scheduler in background threads and the web server in front, sharing
+    one database pool. The port comes first: nothing is started, or polled, for a server that
+    cannot listen."""
+    sock = listen(settings)
+    settings = _listening(settings, sock)
+    with sock, _polling(settings, blocking=False) as (ingest, _worker, scheduler):
+        scheduler.start()
+        try:
+            _serve(build_web_app(settings, ingest.db), settings, sock)
+        finally:
+            scheduler.shutdown(wait=False)
+    return 0
+
+
+def _stop_on_signals(scheduler: BaseScheduler, worker: Worker) -> None:
+    """SIGTERM/SIGINT: stop ticking, let polls in flight finish, exit."""
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("scheduler.stopping signal=%s in_flight=%d", signal.Signals(signum).name, worker.busy)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+

@@ -1,0 +1,303 @@
+"""Which story a new post belongs to. Pure: features and the active stories in, a decision out.
+
+A post is compared with the posts of the stories still active (whose last post is at most the window
+before it): a near-identical copy (MinHash estimate of shingle overlap ≥ `duplicate`) joins at once;
+otherwise the similarity of two posts is a weighted sum of what each signal says:
+
+- content: cosine of the word-key counts (same language: real word overlap; across languages only
+  names and loanwords survive, so it is small but not zero),
+- names: people, organisations and places the gazetteer does not know, as transliteration keys,
+- numbers (casualty counts, percentages) and day-month dates named in both,
+- countries and places the tagger found (overlap), and a penalty when both name places below the
+  country and they share none (two attacks in two North Caucasus republics on one day).
+
+A story's score is its best member's; the post joins the best story at or above `threshold`. When it
+matches more than one story, those stories were one event all along: the oldest survives and the
+others merge into it. Tiny posts never join and are never joined (they would match by accident).
+
+`StoryIndex` keeps the active stories of a window in memory with an inverted index over the rare
+keys (names, places, numbers, MinHash bands), so a post is compared with the few stories that share
+one of them, not with every post of the window. Country and topic keys are too common to be index
+keys; they only weigh in the score.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aggregator.stories.features import PostFeatures, minhash_similarity
+
+BANDS = 16  # MinHash bands for near-duplicate candidates (4 rows each)
+DUPLICATE_SCORE = 9.0  # a near-identical copy joins whatever its similarity would say
+MAX_CANDIDATES = 24  # members compared in full per post, the ones sharing most keys
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Weights of the similarity and the decision thresholds (see the module docstring)."""
+
+    window: timedelta = timedelta(hours=72)
+    threshold: float = 0.5
+    duplicate: float = 0.8
+    content: float = 1.0
+    names: float = 0.06  # per shared name key, up to `max_names`
+    max_names: int = 5
+    numbers: float = 0.1  # per shared number, up to two
+    dates: float = 0.1  # per shared day-month date, up to two
+    countries: float = 0.25  # × overlap coefficient of the country sets
+    places: float = 0.15  # per shared place, up to two
+    place_conflict: float = 0.5  # both name places, none shared
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """`story` is the story the post joins (None: it starts one); `merge` the stories merged into it."""
+
+    story: int | None
+    merge: tuple[int, ...] = ()
+    score: float = 0.0
+    reason: str = "new"  # new | tiny | duplicate | similar
+
+
+def _cosine(a: PostFeatures, b: PostFeatures) -> float:
+    if not a.norm or not b.norm:
+        return 0.0
+    x, y = a.words, b.words
+    dot = sum(x[k] * y[k] for k in x.keys() & y.keys())  # the few shared words, found in C
+    return dot / (a.norm * b.norm)
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / min(len(a), len(b)) if a and b else 0.0
+
+
+def similarity(a: PostFeatures, b: PostFeatures, p: Params) -> float:
+    """How likely two posts report the same event (roughly 0..2; `threshold` decides)."""
+    shared_places = a.places & b.places
+    score = (p.content * _cosine(a, b)
+             + p.names * min(len(a.names & b.names), p.max_names)
+             + p.numbers * min(len(a.numbers & b.numbers), 2)
+             + p.dates * min(len(a.dates & b.dates), 2)
+             + p.countries * _overlap(a.countries, b.countries)
+             + p.places * min(len(shared_places), 2))
+    if a.places and b.places and not shared_places:
+        score -= p.place_conflict
+    if a.countries and b.countries and not a.countries & b.countries:
+        score -= p.place_conflict
+    return score
+
+
+def index_keys(f: PostFeatures) -> Iterator[str]:
+    """The rare keys a post is found by: names, places, numbers, dates and MinHash bands (numbers
+    and dates matter: two reports in two languages often share no name key but a death toll)."""
+    yield from (f"n:{k}" for k in f.names)
+    yield from (f"p:{k}" for k in f.places)
+    yield from (f"#:{k}" for k in f.numbers)
+    yield from (f"d:{m}-{d}" for m, d in f.dates)
+    if f.minhash:
+        rows = len(f.minhash) // BANDS
+        for band in range(BANDS):
+            yield f"b{band}:{hash(f.minhash[band * rows:(band + 1) * rows]) & 0xFFFFFFFF:x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An active post the new one is compared with: its story, when that story began, its features."""
+
+    story: int
+    story_first: datetime
+    features: PostFeatures
+
+
+def choose(features: PostFeatures, candidates: Iterable[Candidate], params: Params) -> Decision:
+    """The decision for a post given the active posts that share a rare key with it (best first).
+
+    The one decision rule, used alike by the in-memory index (evaluation) and by ingest and
+    recluster, which find their candidates in the database."""
+    if features.tiny:
+        return Decision(None, reason="tiny")
+    best: dict[int, float] = {}
+    first: dict[int, datetime] = {}
+    duplicate = False
+    for c in candidates:
+        if c.features.tiny:
+            continue
+        if minhash_similarity(features.minhash, c.features.minhash) >= params.duplicate:
+            duplicate, score = True, DUPLICATE_SCORE
+        else:
+            score = similarity(features, c.features, params)
+        if score >= params.threshold and score > best.get(c.story, -1.0):
+            best[c.story] = score
+            first[c.story] = c.story_first
+    if not best:
+        return Decision(None)
+    oldest = min(best, key=lambda s: (first[s], s))
+    return Decision(oldest, merge=tuple(sorted(s for s in best if s != oldest)), score=round(best[oldest], 3),
+                    reason="duplicate" if duplicate else "similar")
+
+
+@dataclass(slots=True)
+class _Member:
+    post: int
+    story: int
+    features: PostFeatures
+    at: datetime
+    keys: tuple[str, ...]  # its index keys, kept to unindex it when it expires
+
+
+@dataclass(slots=True)
+class StoryIndex:
+    """The active stories of one window, in memory; `add` decides and records a post's story.
+
+    What a post is compared with depends only on the sequence of posts recorded before it, so two
+    indexes fed the same sequence (a worker's, synchronized from the database, and recluster's
+    replay) decide alike: the members within the window of the post's own date and no older than
+    the window before the newest date recorded so far (`newest`: dates are clamped to their
+    arrival, so this is never ahead of the clock). Memory is bounded by the window: members older
+    than it are dropped as later posts arrive. New story ids are the caller's (`add(new_story=)`:
+    the post's own id in evaluation)."""
+
+    params: Params = field(default_factory=Params)
+    members: dict[int, _Member] = field(default_factory=dict)
+    # key -> the member posts that have it: a bare post id while only one has it (most MinHash band
+    # keys, ~15 of a post's ~25 keys: a set for each was a third of the window's memory)
+    by_key: dict[str, int | set[int]] = field(default_factory=dict)
+    story_first: dict[int, datetime] = field(default_factory=dict)
+    story_members: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    order: list[int] = field(default_factory=list)  # member posts in arrival order (for expiry)
+    expired: int = 0  # how far `order` has been expired
+    newest: datetime | None = None  # the latest date recorded
+
+    def horizon(self, at: datetime) -> datetime:
+        """The oldest date a member may have to be compared with a post dated `at`."""
+        latest = at if self.newest is None or at > self.newest else self.newest
+        return latest - self.params.window
+
+    def _expire(self, now: datetime) -> None:
+        horizon = now - self.params.window
+        while self.expired < len(self.order):
+            member = self.members.get(self.order[self.expired])
+            if member is not None and member.at >= horizon:
+                break
+            self.expired += 1
+            if member is not None:
+                self._forget(member)
+        if self.expired > 1024 and self.expired * 2 > len(self.order):
+            del self.order[: self.expired]
+            self.expired = 0
+
+    def _forget(self, member: _Member) -> None:
+        del self.members[member.post]
+        by_key = self.by_key
+        for key in member.keys:
+            posts = by_key.get(key)
+            if posts is None:
+                continue
+            if type(posts) is int:
+                if posts == member.post:
+                    del by_key[key]
+                continue
+            posts.discard(member.post)
+            if len(posts) == 1:
+                by_key[key] = next(iter(posts))
+        left = self.story_members.get(member.story)
+        if left is not None:
+            left.discard(member.post)
+            if not left:
+                del self.story_members[member.story]
+                self.story_first.pop(member.story, None)
+
+    def candidates(self, features: PostFeatures, at: datetime | None = None) -> list[_Member]:
+        """Active members sharing the most rare keys with the post, best first, ties by post id
+        (within the window of `at` when given: a member left over from lazy expiry is never a
+        candidate).
+
+        A busy window has hundreds of members sharing one common number with a post, so the
+        counting and ranking stay in C: counts by `Counter.update`, then two stable sorts (by post,
+        then by count descending), and the window is checked only on the members taken."""
+        shared: Counter[int] = Counter()
+        by_key = self.by_key
+        for key in index_keys(features):
+            posts = by_key.get(key)
+            if posts is None:
+                continue
+            if type(posts) is int:
+                shared[posts] += 1
+            else:
+                shared.update(posts)
+        ranked = sorted(sorted(shared), key=shared.__getitem__, reverse=True)  # reverse keeps stability
+        members = self.members
+        if at is None:
+            return [members[post] for post in ranked[:MAX_CANDIDATES]]
+        low, high = max(self.horizon(at), at - self.params.window), at + self.params.window
+        found: list[_Member] = []
+        for post in ranked:
+            member = members[post]
+            if low <= member.at <= high:
+                found.append(member)
+                if len(found) == MAX_CANDIDATES:
+                    break
+        return found
+
+    def decide(self, features: PostFeatures, at: datetime) -> Decision:
+        """The story a post joins (without recording it)."""
+        self._expire(self.horizon(at) + self.params.window)
+        if features.tiny:  # joins nothing (choose would say so after looking)
+            return Decision(None, reason="tiny")
+        found = [Candidate(m.story, self.story_first[m.story], m.features) for m in self.candidates(features, at)]
+        return choose(features, found, self.params)
+
+    def record(self, post: int, story: int, features: PostFeatures | None, at: datetime,
+               merged: Iterable[int] = (), story_first: datetime | None = None) -> None:
+        """Put a post into a story (after `decide`, or replaying a stored assignment, with the
+        stories it merged). Without features (a worker reading back its own assignments, recorded
+        already) only the merges are replayed. `story_first`: when the story began, if before this
+        post (a window loaded from the database, whose older posts are not in memory)."""
+        for other in merged:
+            self.move(other, story)
+        if self.newest is None or at > self.newest:
+            self.newest = at
+        if features is None or post in self.members:
+            return
+        first = at if story_first is None or at < story_first else story_first
+        self.story_first[story] = min(self.story_first.get(story, first), first)
+        # a tiny post never joins: not worth finding (a feed of a thousand "Item n" posts)
+        keys = () if features.tiny else tuple(index_keys(features))
+        member = _Member(post, story, features, at, keys)
+        self.members[post] = member
+        self.story_members[story].add(post)
+        self.order.append(post)
+        by_key = self.by_key
+        for key in keys:
+            posts = by_key.get(key)
+            if posts is None:
+                by_key[key] = post
+            elif type(posts) is int:
+                by_key[key] = {posts, post}
+            else:
+                posts.add(post)
+
+    def move(self, story: int, into: int) -> None:
+        """Every member of `story` joins `into` (a merge, or a story id given its final value)."""
+        if story == into:
+            return
+        moved = self.story_members.pop(story, set())
+        for post in moved:
+            self.members[post].story = into
+        if moved:
+            self.story_members[into].update(moved)
+        first = self.story_first.pop(story, None)
+        if first is not None:
+            self.story_first[into] = min(self.story_first.get(into, first), first)
+
+    def add(self, post: int, features: PostFeatures, at: datetime,
+            new_story: int | None = None) -> tuple[int, Decision]:
+        """Decide and record: the post's story id (`new_story`, else its own id, when it starts one)
+        and the decision."""
+        decision = self.decide(features, at)
+        story = decision.story if decision.story is not None else new_story if new_story is not None else post
+        self.record(post, story, features, at, decision.merge)
+        return story, decision

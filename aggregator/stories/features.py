@@ -1,0 +1,267 @@
+"""What a post says about its event, in a form two languages share. Pure: text and tags in, keys out.
+
+Linking an English and a Russian report of one clash cannot lean on their words, and machine
+translation is out of reach; what they do share is names, numbers, dates and what the tagger knows
+(countries, places, topics). So every word becomes a *name key*: the word transliterated to Latin
+(Russian letters by English habits: дж → j, х → kh), then reduced to its consonant skeleton with the
+spellings that English and Russian transliteration disagree on folded together (zh/j, kh/h, c/k,
+w/v), vowels dropped and doubled letters collapsed. "Samarkand" and "Самарканде", "Tokayev" and
+"Токаевым", "Khalilov" and "Халилова" meet on one key. Russian case endings are stripped too, as a
+second key, so an inflected name still meets its nominative.
+
+Within one language the same keys make the content similarity (a lemmatizer-free stem). The table is
+ten lines, so a transliteration package is not worth a dependency: `unidecode` spells х as "kh" but
+ж as "zh" and ы as "y" without knowing дж, and `transliterate` follows the GOST tables, which are
+further from the English spellings that news agencies use than the folding below.
+
+Near-identical copies are found with MinHash over word shingles: 64 minimums of a 64-bit keyed
+hash, which is the whole of what the `datasketch` package would do here (it brings numpy and a
+storage layer this module must not have).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import operator
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from sys import intern
+
+import numpy as np
+
+from aggregator.tagging.records import KIND_COUNTRY, KIND_TOPIC, Tag
+
+KIND_PLACE = "place"
+MIN_WORDS = 12  # a post with fewer words (title and text) cannot say which event it reports: it stays alone
+MINHASH_SIZE = 64
+SHINGLE = 4  # words per shingle for near-duplicate detection
+
+_CYRILLIC = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z", "и": "i",
+    "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
+    "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "",
+    "э": "e", "ю": "yu", "я": "ya", "қ": "k", "ғ": "g", "ү": "u", "ұ": "u", "ң": "n", "ә": "a", "ө": "o",
+    "һ": "h", "ҳ": "h", "ӯ": "u", "ӣ": "i", "ҷ": "j", "ў": "u",
+}
+# Spellings English and Russian transliteration disagree on, folded to one form (order matters).
+_FOLD = (("dzh", "j"), ("dj", "j"), ("zh", "j"), ("kh", "h"), ("tch", "ch"), ("ch", "č"), ("ck", "k"), ("q", "k"),
+         ("c", "k"),
+         ("w", "v"), ("x", "ks"), ("ph", "f"))
+_VOWELS = re.compile(r"[aeiouy]+")
+_DOUBLES = re.compile(r"(.)\1+")
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+# Russian endings of nouns, adjectives and surnames, longest first.
+_RU_ENDINGS = ("ями", "ами", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ом", "ем", "ым", "им",
+               "ах", "ях", "ую", "юю", "ий", "ый", "ая", "яя", "ое", "ее", "а", "я", "у", "ю", "е", "ы", "и")
+_EN_ENDINGS = ("'s", "’s", "s")
+MIN_KEY = 3  # shorter skeletons ("pr", "sd") say nothing
+
+# Words too common in news to tell one event from another, in either language (as keys).
+_STOP_WORDS = """
+the and that this with from have has had were was been their there which would could about after before
+also said says will into over under more than most other some such when where while they them then
+year years week day days people told according reported report reports news read more photo video
+это как что для его она они был была были было уже который которые также после года году время
+заявил сообщил сообщает сообщили данным словам более может всех этом этого того так при если
+"""
+_MONTHS = (("january", "январ"), ("february", "феврал"), ("march", "март"), ("april", "апрел"),
+           ("may", "ма[яй](?![а-я])"), ("june", "июн"), ("july", "июл"), ("august", "август"),
+           ("september", "сентябр"), ("october", "октябр"), ("november", "ноябр"), ("december", "декабр"))
+_MONTH = "|".join(f"(?P<m{i}>{en}\\b|{ru}[а-я]*)" for i, (en, ru) in enumerate(_MONTHS, 1))
+# Matched against lower-cased text, a month only at the start of a word: with IGNORECASE and no word
+# start, the engine tried all 24 spellings at every character (a third of a post's features).
+_DAY_MONTH = re.compile(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH})")
+_MONTH_DAY = re.compile(rf"\b(?:{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b")
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ ,\u00a0]\d{3})+|\d+)(?:[.,](\d+))?(?![\w])")
+
+
+@dataclass(frozen=True, slots=True)
+class PostFeatures:
+    """The language-independent summary of a post that clustering compares."""
+
+    words: Counter[str]  # name keys of every non-stop word, with counts (content similarity)
+    names: frozenset[str]  # name keys of capitalized words (people, places, organisations)
+    numbers: frozenset[str]  # numbers other than years, normalized ("81,31" = "81.31")
+    dates: frozenset[tuple[int, int]]  # (month, day) named in the text
+    countries: frozenset[str]
+    places: frozenset[str]
+    topics: frozenset[str]
+    minhash: tuple[int, ...]  # empty when the text is too short to compare
+    tiny: bool  # too few words to join anything
+    norm: float = 0.0  # Euclidean norm of `words` (cosine similarity without recounting)
+
+
+def transliterate(word: str) -> str:
+    """Lower-cased Latin spelling of a word in Latin or Cyrillic script."""
+    low = word.lower().replace("дж", "j")
+    return "".join(_CYRILLIC.get(ch, ch) for ch in low)
+
+
+def skeleton(latin: str) -> str:
+    """The consonant skeleton of a Latin spelling: its first letter, then consonants, folded."""
+    for old, new in _FOLD:
+        latin = latin.replace(old, new)
+    latin = re.sub(r"[^a-zč]", "", latin)
+    if not latin:
+        return ""
+    return _DOUBLES.sub(r"\1", latin[0] + _VOWELS.sub("", latin[1:]))
+
+
+@lru_cache(maxsize=200_000)
+def name_keys(word: str) -> frozenset[str]:
+    """The keys of one word: its skeleton, and for a Cyrillic word also that of its stem (cached:
+    news repeats its words, and this is most of the cost of a post's features)."""
+    keys = {skeleton(transliterate(word))}
+    low = word.lower()
+    if re.search("[а-яё]", low):
+        for ending in _RU_ENDINGS:
+            if low.endswith(ending) and len(low) - len(ending) >= 4:
+                keys.add(skeleton(transliterate(low[: -len(ending)])))
+                break
+    else:
+        for ending in _EN_ENDINGS:
+            if low.endswith(ending) and len(low) - len(ending) >= 4:
+                keys.add(skeleton(low[: -len(ending)]))
+                break
+    return frozenset(k for k in keys if len(k) >= MIN_KEY)
+
+
+_STOP_KEYS = frozenset(k for w in _STOP_WORDS.split() for k in name_keys(w))
+
+
+@lru_cache(maxsize=200_000)
+def _content_keys(word: str) -> tuple[str, ...]:
+    """A word's keys that say something (stop words' keys removed), in a fixed order."""
+    return tuple(sorted(name_keys(word) - _STOP_KEYS))
+
+
+def _numbers(text: str) -> frozenset[str]:
+    found = set()
+    for match in _NUMBER.finditer(text):
+        whole = re.sub(r"[ ,\u00a0]", "", match.group(1))
+        value = f"{int(whole)}.{match.group(2)}" if match.group(2) else str(int(whole))
+        if match.group(2) is None and (1900 <= int(whole) <= 2100 or int(whole) < 2):
+            continue  # years and "one" are in every post
+        found.add(value)
+    return frozenset(found)
+
+
+def _dates(text: str) -> frozenset[tuple[int, int]]:
+    found = set()
+    low = text.lower()
+    for pattern in (_DAY_MONTH, _MONTH_DAY):
+        for m in pattern.finditer(low):
+            month = next(int(name[1:]) for name, value in m.groupdict().items() if name[0] == "m" and value)
+            if 1 <= int(m.group("day")) <= 31:
+                found.add((month, int(m.group("day"))))
+    return frozenset(found)
+
+
+@lru_cache(maxsize=2)
+def _keyed(seed: int) -> hashlib.blake2b:
+    return hashlib.blake2b(digest_size=8, key=seed.to_bytes(8, "little"))
+
+
+def _hash(token: str, seed: int) -> int:
+    """A 64-bit keyed hash, from a copy of the keyed state: a third cheaper than keying anew, and a
+    long article has a thousand shingles."""
+    h = _keyed(seed).copy()
+    h.update(token.encode())
+    return int.from_bytes(h.digest(), "little")
+
+
+def minhash(tokens: list[str]) -> tuple[int, ...]:
+    """MinHash signature of a token list's word shingles; empty when there are too few."""
+    shingles = {" ".join(tokens[i : i + SHINGLE]) for i in range(len(tokens) - SHINGLE + 1)}
+    if len(shingles) < 8:
+        return ()
+    base = np.fromiter((_hash(s, 0) for s in shingles), dtype=np.uint64, count=len(shingles))
+    # 64 hash functions from one: h_i(x) = h(x) xor m_i, with fixed random masks m_i (the shingles ×
+    # masks table in one numpy step: 4,000 xors a post were half the cost of its features in Python).
+    return tuple(np.bitwise_xor.outer(base, _MASKS).min(axis=0).tolist())
+
+
+_MASKS = np.array([_hash(f"mask{i}", 1) for i in range(MINHASH_SIZE)], dtype=np.uint64)
+
+
+def minhash_similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Estimated Jaccard similarity of two signatures' shingle sets (0 when either is empty)."""
+    if not a or not b:
+        return 0.0
+    if len(a) != len(b):
+        raise ValueError("MinHash signatures of different sizes")
+    return sum(map(operator.eq, a, b)) / len(a)  # map: a third of a generator's time
+
+
+def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFeatures:
+    """The features of a post from its title, text and the tagger's tags."""
+    body = f"{title}\n{text}" if title else text
+    tokens = _WORD.findall(body)
+    keyed: list[str] = []
+    names: set[str] = set()
+    for i, token in enumerate(tokens):
+        if len(token) < 4:
+            continue
+        keys = _content_keys(token)
+        keyed.extend(keys)
+        capitalized = (token[0].isupper() and not token.isupper()) or (token.isupper() and len(token) <= 6)
+        if capitalized and i > 0:
+            names.update(keys)
+    words = Counter(keyed)  # counted in C, in the order the keys first appear
+    # Names the tagger already turned into countries and places are counted there, not twice.
+    for tag in tags:
+        for evidence in tag.evidence:
+            for word in _WORD.findall(evidence.phrase):
+                names.difference_update(name_keys(word))
+    lowered = [t.lower() for t in tokens]
+    return PostFeatures(
+        words=words,
+        names=frozenset(names),
+        numbers=_numbers(body),
+        dates=_dates(body),
+        countries=frozenset(t.code for t in tags if t.kind == KIND_COUNTRY),
+        places=frozenset(t.code for t in tags if t.kind == KIND_PLACE),
+        topics=frozenset(t.code for t in tags if t.kind == KIND_TOPIC),
+        minhash=minhash(lowered),
+        tiny=len(tokens) < MIN_WORDS,
+        norm=_norm(words),
+    )
+
+
+def _norm(words: Counter[str]) -> float:
+    return math.sqrt(sum(v * v for v in words.values()))
+
+
+def day_of(value: datetime) -> int:
+    """Days since the epoch (for the date-distance signal)."""
+    return value.toordinal()
+
+
+def to_json(f: PostFeatures) -> dict[str, object]:
+    """A JSON-ready form of the features, stored beside the post so candidates are not recomputed."""
+    return {"w": dict(f.words), "n": sorted(f.names), "#": sorted(f.numbers), "d": sorted(f.dates),
+            "c": sorted(f.countries), "p": sorted(f.places), "t": sorted(f.topics), "m": list(f.minhash),
+            "tiny": f.tiny}
+
+
+def from_json(d: dict[str, object]) -> PostFeatures:
+    """The features stored by `to_json`."""
+    def strings(key: str) -> frozenset[str]:
+        return frozenset(intern(str(x)) for x in d.get(key) or ())  # type: ignore[attr-defined]
+
+    # Interned: a window holds tens of thousands of posts that share one vocabulary; a decoded string
+    # apiece was a third of the window's memory.
+    words: Counter[str] = Counter({intern(str(k)): int(v) for k, v in (d.get("w") or {}).items()})  # type: ignore[attr-defined]
+    return PostFeatures(
+        words=words,
+        names=strings("n"), numbers=strings("#"),
+        dates=frozenset((int(m), int(day)) for m, day in d.get("d") or ()),  # type: ignore[attr-defined]
+        countries=strings("c"), places=strings("p"), topics=strings("t"),
+        minhash=tuple(int(x) for x in d.get("m") or ()),  # type: ignore[attr-defined]
+        tiny=bool(d.get("tiny")),
+        norm=_norm(words),
+    )

@@ -1,0 +1,96 @@
+"""Language-independent features, table-driven: names meet across scripts and cases, numbers and dates."""
+
+from __future__ import annotations
+
+import pytest
+
+from aggregator.stories.features import extract, minhash, minhash_similarity, name_keys, skeleton, transliterate
+
+
+@pytest.mark.parametrize(("english", "russian"), [
+    ("Samarkand", "Самарканде"),
+    ("Tokayev", "Токаевым"),
+    ("Khalilov", "Халилова"),
+    ("Tajikistan", "Таджикистана"),
+    ("Makhachkala", "Махачкале"),
+    ("Crocus", "Крокус"),
+    ("Astana", "Астане"),
+    ("Zhaparov", "Жапаров"),
+])
+def test_a_name_meets_its_russian_inflected_form(english: str, russian: str) -> None:
+    assert name_keys(english) & name_keys(russian)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Samarkand", "Astana"),
+    ("Dagestan", "Nalchik"),
+    ("Tokayev", "Putin"),
+    ("Кабул", "Баку"),
+])
+def test_different_names_do_not_meet(a: str, b: str) -> None:
+    assert not name_keys(a) & name_keys(b)
+
+
+@pytest.mark.parametrize(("word", "latin", "key"), [
+    ("Джалал-Абад", "jalal-abad", "jlbd"),
+    ("Хорог", "khorog", "hrg"),
+    ("Ереван", "erevan", "ervn"),
+    ("Чечня", "chechnya", "čn"),
+    ("Chechnya", "chechnya", "čn"),
+])
+def test_transliteration_and_skeleton(word: str, latin: str, key: str) -> None:
+    assert transliterate(word) == latin
+    assert skeleton(latin) == key
+
+
+WORDS = " ".join(f"word{i} filler" for i in range(30))
+
+
+@pytest.mark.parametrize(("text", "numbers"), [
+    ("Tokayev won 81.31% of the vote", {"81.31"}),
+    ("Токаев набрал 81,31% голосов", {"81.31"}),
+    ("more than 1,200 people in 2024", {"1200"}),
+    ("one 1 and the year 1999", set()),
+    ("погибли 62 человека", {"62"}),
+])
+def test_numbers_ignore_years_and_decimal_commas(text: str, numbers: set[str]) -> None:
+    assert extract("", text, []).numbers == numbers
+
+
+@pytest.mark.parametrize(("text", "dates"), [
+    ("on March 22 gunmen", {(3, 22)}),
+    ("22 марта вооруженные люди", {(3, 22)}),
+    ("on 9 May and 10 мая", {(5, 9), (5, 10)}),
+    ("the 16th of September", {(9, 16)}),
+    ("22 people died", set()),
+    ("SEPTEMBER 3 and 4th of July", {(9, 3), (7, 4)}),
+    ("в понедельник, 7 ноября, и 1 декабря", {(11, 7), (12, 1)}),
+    ("the mayday rally, summarch 5", set()),  # a month only at the start of a word
+])
+def test_day_month_dates_in_both_languages(text: str, dates: set[tuple[int, int]]) -> None:
+    assert extract("", text, []).dates == dates
+
+
+@pytest.mark.parametrize(("text", "tiny"), [
+    ("", True),
+    ("Breaking: explosion reported", True),
+    (WORDS, False),
+])
+def test_tiny_texts(text: str, tiny: bool) -> None:
+    assert extract("", text, []).tiny is tiny
+
+
+def test_minhash_finds_copies_not_neighbours() -> None:
+    base = [f"w{i}" for i in range(200)]
+    copy = base[:190] + ["x"] * 10
+    other = [f"v{i}" for i in range(200)]
+    assert minhash_similarity(minhash(base), minhash(copy)) >= 0.8
+    assert minhash_similarity(minhash(base), minhash(other)) < 0.1
+    assert minhash(base[:5]) == ()
+
+
+def test_minhash_signatures_keep_their_stored_form() -> None:
+    """Signatures are stored with each post and compared with new ones for the window's 72 hours and
+    by recluster: a change in how they are computed must not go unnoticed."""
+    tokens = "the border guards of kyrgyzstan and tajikistan exchanged fire near the village of kok tash on monday"
+    assert minhash(tokens.split())[:3] == (656264816007595327, 3170501682492914148, 4240282725136154589)

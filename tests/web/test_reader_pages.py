@@ -1,0 +1,222 @@
+"""The reader's pages as HTTP answers: the same filters as the API, bad input shown on the page,
+real 404 pages, a strict CSP, ETags, htmx fragments, cached static files. The browser tests
+(test_reader_browser.py) cover what needs a browser."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from lxml import html as lxml_html
+
+from aggregator.config import Settings
+from aggregator.db import Database
+from aggregator.runtime import build_web_app
+from aggregator.web.highlight import START, STOP, Span, mark_sentinels, mark_spans
+from aggregator.web.reader import READER_POLICY, View, lenient_query
+from tests.api.conftest import DATA, Corpus, TestClient, ids
+from tests.api.conftest import corpus as corpus
+from tests.support.feedserver import FeedServer
+from tests.support.network import wait_for
+from tests.support.polling import serve_and_poll
+
+PAGES = ["/", "/?country=KZ", "/countries/KZ", "/regions/central-asia", "/topics/terrorism", "/sources"]
+
+
+def links(body: str, selector: str) -> list[str]:
+    return [a.get("href") for a in lxml_html.fromstring(body).cssselect(selector)]
+
+
+def post_ids(body: str) -> list[int]:
+    return [int(h.rsplit("/", 1)[1]) for h in links(body, "a.post-link")]
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"country": "AF"}, {"topic": "terrorism"}, {"region": "central-asia", "topic": "terrorism"},
+    {"country": "KZ", "role": "primary"}, {"q": "border"}, {"lang": "ru"}, {"since": "2025-01-10"},
+])
+def test_the_stream_lists_what_the_api_lists(corpus: Corpus, params: dict[str, str]) -> None:
+    page = corpus.client.get("/", params=params)
+    assert page.status_code == 200
+    api = corpus.client.get("/api/v1/posts", params={**params, "limit": 30}).json()
+    assert post_ids(page.text) == ids(api)
+
+
+def test_keyset_pages_follow_the_older_link(corpus: Corpus) -> None:
+    seen: list[int] = []
+    url = "/?country=AF"
+    while url:
+        body = corpus.client.get(url).text
+        seen += post_ids(body)
+        older = links(body, "a.older")
+        url = older[0] if older else ""
+    everything = corpus.client.get("/api/v1/posts", params={"country": "AF", "limit": 100}).json()
+    assert seen == ids(everything) and len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize(("params", "message", "kept"), [
+    ({"country": ["KZ", "XX"], "topic": "terrorism"}, "country: unknown code 'XX'", {"topic": ["terrorism"]}),
+    ({"since": "yesterday-ish", "country": "AF"}, "since", {"country": ["AF"]}),
+    ({"q": "x" * 300, "topic": "terrorism"}, "q", {"topic": ["terrorism"]}),
+    ({"colour": "red", "country": "AF"}, "colour: not a filter of this page", {"country": ["AF"]}),
+])
+def test_a_bad_filter_value_is_shown_and_the_rest_kept(corpus: Corpus, params: dict[str, object], message: str,
+                                                        kept: dict[str, list[str]]) -> None:
+    page = corpus.client.get("/", params=params)
+    assert page.status_code == 400
+    alert = lxml_html.fromstring(page.text).cssselect("[role=alert]")[0].text_content()
+    assert message in alert
+    expected = corpus.client.get("/api/v1/posts", params={**kept, "limit": 30}).json()
+    assert post_ids(page.text) == ids(expected)
+
+
+@pytest.mark.parametrize("path", ["/posts/999999999", "/countries/XX", "/regions/atlantis", "/topics/gardening"])
+def test_unknown_things_get_a_real_404_page(corpus: Corpus, path: str) -> None:
+    page = corpus.client.get(path)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_carry_a_strict_policy_and_an_etag(corpus: Corpus, path: str) -> None:
+    page = corpus.client.get(path)
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert policy == READER_POLICY and "unsafe" not in policy
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), "no inline script"
+    assert not re.search(r"<style|\sstyle=", page.text), "no inline style"
+    again = corpus.client.get(path, headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_htmx_gets_only_the_main_fragment(corpus: Corpus) -> None:
+    full = corpus.client.get("/?country=AF")
+    fragment = corpus.client.get("/?country=AF", headers={"HX-Request": "true"})
+    restore = corpus.client.get("/?country=AF", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert fragment.text.lstrip().startswith('<main id="main"') and "<html" not in fragment.text
+    assert restore.text == full.text and "<html" in full.text
+    assert fragment.headers["vary"].lower().find("hx-request") >= 0
+    assert post_ids(fragment.text) == post_ids(full.text)
+
+
+def test_static_files_are_versioned_and_cached(corpus: Corpus) -> None:
+    page = corpus.client.get("/").text
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert {a.split("?")[0] for a in assets} >= {"/static/app.css", "/static/app.js", "/static/vendor/htmx.min.js"}
+    for asset in assets:
+        answer = corpus.client.get(asset)
+        assert answer.status_code == 200
+        assert "immutable" in answer.headers["cache-control"]
+        assert "v=" in asset
+    assert corpus.client.get("/static/app.css").headers["cache-control"] == "no-cache"
+
+
+def test_no_page_refers_to_another_host(corpus: Corpus) -> None:
+    post = ids(corpus.client.get("/api/v1/posts", params={"limit": 1}).json())[0]
+    for path in [*PAGES, f"/posts/{post}"]:
+        doc = lxml_html.fromstring(corpus.client.get(path).text)
+        loaded = doc.xpath("//script/@src | //link/@href | //img/@src | //iframe/@src | //form/@action")
+        assert all(not urlsplit(u).netloc or urlsplit(u).netloc == "testserver" for u in loaded), (path, loaded)
+
+
+def test_facet_links_add_to_the_filter_and_chosen_ones_remove(corpus: Corpus) -> None:
+    doc = lxml_html.fromstring(corpus.client.get("/?topic=terrorism").text)
+    [kz] = [a for a in doc.cssselect("section[aria-labelledby=facet-countries] a") if "Kazakhstan" in a.text_content()]
+    assert parse_qs(urlsplit(kz.get("href")).query) == {"country": ["KZ"], "topic": ["terrorism"]}
+    [chosen] = doc.cssselect("section[aria-labelledby=facet-topics] a[aria-current]")
+    assert parse_qs(urlsplit(chosen.get("href")).query) == {}
+
+
+def test_trend_json_rejects_what_it_cannot_answer(corpus: Corpus) -> None:
+    assert corpus.client.get("/api/v1/trends").status_code == 400
+    assert corpus.client.get("/api/v1/trends?country=KZ&topic=terrorism").status_code == 400
+    assert corpus.client.get("/api/v1/trends?country=XX").status_code == 404
+    assert corpus.client.get("/api/v1/trends?country=KZ&days=5000").status_code == 400
+    body = corpus.client.get("/api/v1/trends?region=central-asia&days=30").json()
+    assert len(body["days"]) == len(body["total"]) == 30
+
+
+def test_the_sources_page_sorts_and_shows_health(corpus: Corpus) -> None:
+    for sort in ("name", "health", "last_success", "posts", "rate", "nonsense"):
+        page = corpus.client.get("/sources", params={"sort": sort})
+        assert page.status_code == 200
+        assert len(lxml_html.fromstring(page.text).cssselect("table.sources tbody tr")) == len(corpus.sources)
+
+
+# --- the pure parts ---------------------------------------------------------------------------
+
+def test_marks_escape_the_text_and_merge_overlaps() -> None:
+    text = "<b>Kazakhstan</b> & Kyrgyzstan"
+    marked = mark_spans(text, [Span(3, 13, "KZ"), Span(3, 8, "KZ"), Span(20, 30, "KG"), Span(25, 99, "bad")])
+    assert str(marked) == ('&lt;b&gt;<mark title="KZ">Kazakhstan</mark>&lt;/b&gt; &amp; '
+                           '<mark title="KG">Kyrgyzstan</mark>')
+    assert str(mark_sentinels(f"a {START}<x>{STOP} b")) == "a <mark>&lt;x&gt;</mark> b"
+
+
+def test_view_urls_round_trip_the_filter() -> None:
+    view = View({"country": ["KZ"], "topic": ["terrorism"], "cursor": ["abc"]})
+    assert view.adding("country", "AF") == "/?country=KZ&country=AF&topic=terrorism"
+    assert view.removing("country", "KZ") == "/?topic=terrorism"
+    assert view.toggling("topic", "terrorism") == "/?country=KZ"
+    assert view.url("/feeds/atom") == "/feeds/atom?country=KZ&topic=terrorism"
+
+
+def test_lenient_query_drops_only_the_bad_parameters() -> None:
+    from aggregator.errors import InvalidQueryError
+
+    def parse(params: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [k for k, v in params.items() if "bad" in v]
+        if bad:
+            raise InvalidQueryError(bad[0], "is bad")
+        return params
+
+    _, kept, problems = lenient_query({"country": ["bad"], "topic": ["ok"], "lang": ["bad"]}, parse)  # type: ignore[arg-type]
+    assert kept == {"topic": ["ok"]} and len(problems) == 2
+
+
+def test_a_cached_page_is_rendered_again_once_a_post_arrives(db: Database, settings: Settings,
+                                                              feed_server: FeedServer) -> None:
+    """Pages are kept per process until PostgreSQL says posts changed (the feeds' cache and signal)."""
+    first = {"/a.rss": (DATA / "kabul_wire.rss").read_bytes()}
+    serve_and_poll(db, settings, feed_server, first)
+    with TestClient(build_web_app(settings, db)) as client:
+        wait_for(lambda: client.app.state.api is not None and "Kabul" in client.get("/").text, 10, what="the page")
+        before = client.get("/")
+        assert client.get("/", headers={"If-None-Match": before.headers["etag"]}).status_code == 304
+        serve_and_poll(db, settings, feed_server, {"/b.rss": (DATA / "steppe_watch.atom").read_bytes()})
+        wait_for(lambda: client.get("/").headers["etag"] != before.headers["etag"], 10, what="the change signal")
+        assert post_ids(client.get("/").text) == ids(client.get("/api/v1/posts", params={"limit": 30}).json())
+
+
+def test_a_search_lists_its_posts_at_once_and_counts_its_filters_apart(corpus: Corpus,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting a search's facets live costs many times its list: the page comes with the filters
+    uncounted and says where the counts are (htmx loads them into the page; without JavaScript, a link)."""
+    from aggregator.web import reader
+
+    page = lxml_html.fromstring(corpus.client.get("/?q=border").text)
+    topics = page.cssselect("section[aria-labelledby=facet-topics] a")
+    assert len(topics) == len(corpus.client.get("/api/v1/topics").json())
+    assert not page.cssselect("#facets .n")
+    [panel] = page.cssselect("#facets[hx-get]")
+    assert panel.get("hx-get") == "/filters?q=border"
+    assert links(corpus.client.get("/?q=border").text, "#facets a[hx-boost=false]") == ["/filters?q=border"]
+
+    everything = lxml_html.fromstring(corpus.client.get("/filters?q=border").text)  # no JavaScript: a page
+    found = len(ids(corpus.client.get("/api/v1/posts", params={"q": "border", "limit": 100}).json()))
+    assert everything.cssselect("h1") and everything.cssselect("p.facet-count")[0].text_content().startswith(
+        f"{found} posts")
+    shown = {a.get("href"): int(a.cssselect(".n")[0].text_content())
+             for a in everything.cssselect("section[aria-labelledby=facet-topics] a")}
+    api = corpus.client.get("/api/v1/facets", params={"q": "border"}).json()["topic"]
+    assert shown == {View({"q": ["border"]}).adding("topic", t["key"]): t["count"] for t in api}
+
+    monkeypatch.setattr(reader, "FACET_SAMPLE", 3)
+    fragment = corpus.client.get("/filters?q=border&sort=published", headers={"HX-Request": "true"})  # not cached
+    sampled = lxml_html.fromstring(fragment.text)
+    assert sampled.get("id") == "facets" and "<html" not in fragment.text
+    assert sampled.cssselect("p.facet-count")[0].text_content().startswith("Counts of the newest 3 posts")
+    counts = [int(n.text_content()) for n in sampled.cssselect("section[aria-labelledby=facet-topics] .n")]
+    assert max(counts) <= 3
