@@ -14,6 +14,8 @@ import subprocess
 import psutil
 import pytest
 
+from tests.support.network import wait_for
+
 
 def kill_tree(proc: subprocess.Popen[str]) -> None:
     """Kill a process and everything it started, and reap it."""
@@ -26,6 +28,17 @@ def kill_tree(proc: subprocess.Popen[str]) -> None:
             child.kill()
     proc.kill()
     proc.communicate()
+    # SIGKILL is delivered asynchronously: right after kill() a busy descendant can still show as
+    # running. An orphan may stay a zombie when nothing reaps it; that counts as ended.
+    wait_for(lambda: all(_ended(child) for child in children), 10, what="the killed descendants to end",
+             interval=0.02)
+
+
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def finish(proc: subprocess.Popen[str], timeout: float, *, what: str) -> tuple[str, str]:
