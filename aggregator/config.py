@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         default=5.0,
         description="Longest wait for a database connection; then an API request answers 503 and a poll retries.",
     )
+    db_start_seconds: float = Field(
+        default=30.0, gt=0,
+        description="Longest wait for the database when a command starts (a server still starting up gets this "
+        "long); then the command exits with 'cannot connect to the database'.",
+    )
     http_pool_size: int = Field(default=10, description="Database connections of one web server process.")
     http_threads: int = Field(
         default=4, ge=1,

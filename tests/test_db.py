@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -284,3 +285,13 @@ def test_a_closed_pool_is_a_plain_storage_error(database_url: str) -> None:
     with pytest.raises(StorageError, match="closed") as raised, database.connection():
         pass
     assert not isinstance(raised.value, DatabaseUnavailable)
+
+
+def test_a_server_that_is_not_there_fails_the_start_after_the_start_wait() -> None:
+    with socket.socket() as sock:  # a port bound but never listening: every connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="cannot connect to the database"):
+            Database(f"postgresql://postgres@127.0.0.1:{port}/postgres", start_seconds=1.0)
+        assert 0.9 <= time.monotonic() - started < 10

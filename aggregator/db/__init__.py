@@ -67,7 +67,8 @@ class Database:
     of hanging.
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, wait_seconds: float = 10.0) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, wait_seconds: float = 10.0,
+                 start_seconds: float = 30.0) -> None:
         check_conninfo(url)
         self.url = url
         self.wait_seconds = wait_seconds
@@ -82,7 +83,7 @@ class Database:
             check=ConnectionPool.check_connection,
         )
         try:
-            self.pool.open(wait=True, timeout=30)
+            self.pool.open(wait=True, timeout=start_seconds)
         except psycopg.Error as exc:
             raise StorageError(f"cannot connect to the database: {exc}") from exc
         except Exception as exc:  # PoolTimeout is not a psycopg.Error subclass
@@ -127,4 +128,5 @@ class Database:
 
 def open_database(settings: Settings, *, max_size: int | None = None) -> Database:
     size = max_size if max_size is not None else max(4, settings.fetch_concurrency + 2)
-    return Database(database_url(settings), max_size=size, wait_seconds=settings.db_wait_seconds)
+    return Database(database_url(settings), max_size=size, wait_seconds=settings.db_wait_seconds,
+                    start_seconds=settings.db_start_seconds)

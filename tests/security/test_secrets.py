@@ -73,7 +73,7 @@ def closed_port_migrate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[su
     its test: the connection pool gives up only after its start-up wait, and nothing needs to
     wait for that idly."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_") and k != "DATABASE_URL"}
-    env.update({"DATABASE_URL": CLOSED_PORT_URL, "AGGREGATOR_LOG_LEVEL": "DEBUG",
+    env.update({"DATABASE_URL": CLOSED_PORT_URL, "AGGREGATOR_LOG_LEVEL": "DEBUG", "AGGREGATOR_DB_START_SECONDS": "3",
                 "PYTHONPATH": str(PROJECT), "AGGREGATOR_SMTP_PASSWORD": SMTP_PASSWORD,
                 "AGGREGATOR_ADMIN_API_KEY": ADMIN_KEY, "AGGREGATOR_DIGEST_SECRET": DIGEST_SECRET})
     process = subprocess.Popen([sys.executable, "-m", "aggregator", "migrate"], env=env,
