@@ -29,10 +29,13 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        # The scope is changed in place, not copied, so the middleware outside sees the route the
-        # router matched (the latency metric is labelled with it); it is set back for them after.
-        scope["method"] = "GET"
+        # The app sees a copy that says GET; the server's own scope keeps saying HEAD (uvicorn reads
+        # it as the body is sent, to know none is due). What the router learned is copied back, so
+        # the middleware outside labels the latency metric with the route it matched.
+        as_get = {**scope, "method": "GET"}
         try:
-            await self.app(scope, receive, headers_only)
+            await self.app(as_get, receive, headers_only)
         finally:
-            scope["method"] = "HEAD"
+            for key in ("route", "endpoint", "path_params"):
+                if key in as_get:
+                    scope[key] = as_get[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 
@@ -93,3 +94,25 @@ def test_no_answer_repeats_a_header_or_a_value(corpus: Corpus, saved_feed: str) 
         for name in LIST_HEADERS & set(names):
             values = [v.strip().lower() for v in response.headers[name].split(",")]
             assert len(values) == len(set(values)), (response.url, name, response.headers[name])
+
+
+def test_the_server_scope_of_a_head_request_says_head_while_the_body_is_sent(corpus: Corpus) -> None:
+    """A server reads the method from its own scope as the body goes out (uvicorn refuses an empty
+    body under a GET's Content-Length): only the app's copy may say GET. The route the router
+    matched still reaches the scope of the middleware outside (the latency metric's label)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "HEAD",
+             "scheme": "http", "path": "/healthz", "raw_path": b"/healthz", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"test")], "client": ("127.0.0.1", 1), "server": ("test", 80)}
+    seen: list[tuple[str, str, bytes]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        seen.append((str(message["type"]), scope["method"], message.get("body", b"")))  # type: ignore[arg-type]
+
+    anyio.run(corpus.client.app, scope, receive, send)
+    assert [(kind, method) for kind, method, _ in seen] == [("http.response.start", "HEAD"),
+                                                            ("http.response.body", "HEAD")]
+    assert seen[-1][2] == b""
+    assert getattr(scope.get("route"), "path", None) == "/healthz"
