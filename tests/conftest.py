@@ -16,6 +16,7 @@ from aggregator.config import Settings
 from aggregator.db import Database
 from tests.support.database import fresh_database, reset, server_url
 from tests.support.feedserver import feed_server  # noqa: F401  (fixture)
+from tests.support.hostile import hostile_corpus  # noqa: F401  (fixture)
 from tests.support.smtp import smtp  # noqa: F401  (fixture)
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"

@@ -38,20 +38,14 @@ from aggregator.digest.context import DigestContext
 from aggregator.digest.delivery import send_due
 from aggregator.ingest.parse import read_feed
 from aggregator.runtime import build_web_app
-from tests.api.conftest import TestClient, api_settings, truncate
-from tests.conftest import SHARED_DATA
+from tests.api.conftest import TestClient, api_settings
 from tests.digest.conftest import active, digest_settings, later
 from tests.security.html_check import active_content, text_and_attributes, url_scheme_is_active
 from tests.support.database import reset
-from tests.support.feedserver import FeedServer
-from tests.support.polling import serve_and_poll
+from tests.support.hostile import DEEP_PATH, HOSTILE, OWN_FEEDS, HostileCorpus, deep_nesting_feed, vector_files
 from tests.support.smtp import SmtpSink
 
-HOSTILE = Path(__file__).resolve().parent.parent / "data" / "hostile"
-OWN_FEEDS = {"/xss.rss": "xss_payloads.rss", "/xss.atom": "xss_payloads.atom"}
-DEEP_PATH = "/deep-nesting.rss"
 HARMLESS_CONTROLS = ("Payload 47",)  # kept markup: proves the checks below see real HTML, not empty strings
-VECTORS = SHARED_DATA / "feedparser-corpus" / "wellformed" / "sanitize"
 # feedparser's vectors named for what they hide. Not "…_script_nested_cdata": in HTML (not XML) its
 # `<![CDATA[<script>` opens a bogus comment, so the payload is inert before any sanitizer sees it.
 HOSTILE_VECTOR = re.compile(r"^(entry|item)_[a-z_]+?_(applet|crazy|embed|frame|iframe|link|meta|object|on[a-z]+"
@@ -63,26 +57,6 @@ MARKUP_NAMESPACES = frozenset({"http://www.w3.org/1999/xhtml", "http://www.w3.or
                                "http://www.w3.org/1998/Math/MathML"})
 ITEM = re.compile(r"json\.items\[\d+\]")
 XML_URL_ATTRIBUTES = frozenset({"href", "src", "url", "uri", "domain", "xmlUrl", "htmlUrl"})
-
-
-def deep_nesting_feed() -> bytes:
-    """A body nested deeper than html5ever can parse in linear time, so textclean takes its other road
-    (markup stripped, text escaped) — which must be as safe as the sanitizer."""
-    body = "<div>" * 5200 + "Marker deep.<script>alert(1)</script><img src=x onerror=alert(2)>"
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Deep</title>'
-        "<link>https://deep.example/</link><description>Nesting</description><item>"
-        "<title>Payload deep nesting bomb</title><link>https://deep.example/1</link><guid>https://deep.example/1</guid>"
-        f"<pubDate>Tue, 04 Mar 2025 09:00:00 GMT</pubDate><description>{html.escape(body)}</description>"
-        "</item></channel></rss>"
-    ).encode()
-
-
-def vector_files() -> list[Path]:
-    """feedparser's sanitize vectors with an entry (the feed_* ones only test feed-level fields)."""
-    if not VECTORS.is_dir():
-        return []
-    return sorted(p for p in VECTORS.glob("*.xml") if not p.name.startswith("feed_"))
 
 
 def raw_fragments(entry: dict[str, Any]) -> list[str]:
@@ -162,24 +136,14 @@ def stored_count(db: Database) -> int:
 
 
 @pytest.fixture(scope="module")
-def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = api_settings(database_url, tmp_path_factory.mktemp("hostile"), feeds_max_entries=5000,
+def site(hostile_corpus: HostileCorpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    settings = api_settings(hostile_corpus.url, tmp_path_factory.mktemp("hostile"), feeds_max_entries=5000,
                             fetch_concurrency=8, api_max_limit=100)
-    vectors = vector_files()
-    feeds = {path: (HOSTILE / name).read_bytes() for path, name in OWN_FEEDS.items()}
-    feeds[DEEP_PATH] = deep_nesting_feed()
-    feeds.update({f"/vectors/{p.name}": p.read_bytes() for p in vectors})
-    with Database(database_url, max_size=12) as db, FeedServer() as server:
-        truncate(db)
-        app = build_web_app(settings, db)  # loads the taxonomy before the worker's threads want it
-        by_path = serve_and_poll(db, settings, server, feeds)
-        own = [by_path[p] for p in [*OWN_FEEDS, DEEP_PATH]]
-        assert [o.outcome for o in own] == ["ok"] * len(own), [o.describe() for o in own]
-        ok_vectors = sum(by_path[f"/vectors/{p.name}"].outcome == "ok" for p in vectors)
-        assert not vectors or ok_vectors > 300
-        with TestClient(app) as client:
-            yield Site(client, db, settings, ok_vectors)
-        truncate(db)
+    own = [hostile_corpus.outcomes[p] for p in [*OWN_FEEDS, DEEP_PATH]]
+    assert [o.outcome for o in own] == ["ok"] * len(own), [o.describe() for o in own]
+    assert not hostile_corpus.vectors or hostile_corpus.ok_vectors > 300
+    with Database(hostile_corpus.url, max_size=12) as db, TestClient(build_web_app(settings, db)) as client:
+        yield Site(client, db, settings, hostile_corpus.ok_vectors)
 
 
 def assert_clean(where: str, fragment: str, problems: list[str]) -> None:

@@ -1,7 +1,7 @@
 """Hostile feeds ingested, then every page of the reader visited in a real browser: no script runs.
 
-The inputs are the project's own XSS payloads (tests/data/hostile) and, with ../shared, feedparser's
-sanitizer vectors: script elements, event handlers, javascript: URLs, SVG and CSS tricks. A hook
+The inputs are the hostile corpus (tests/support/hostile.py): the project's own XSS payloads and, with
+../shared, feedparser's sanitizer vectors: script elements, event handlers, javascript: URLs, SVG and CSS tricks. A hook
 installed before any page script records every way a payload would show itself (dialogs, a call to
 the hooks below, a script element or an on* attribute in the live DOM); the page's Content Security
 Policy must hold too (a violation report would mean something tried to run).
@@ -16,13 +16,9 @@ import pytest
 
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
-from aggregator.web.rollup import refresh_once
 from tests.api.conftest import api_settings
-from tests.security.test_html_outputs import HOSTILE, OWN_FEEDS, deep_nesting_feed, vector_files
-from tests.support.database import fresh_database
-from tests.support.feedserver import FeedServer
-from tests.support.polling import serve_and_poll
-from tests.web.conftest import LiveSite, ServerThread, admin_url
+from tests.support.hostile import HostileCorpus
+from tests.web.conftest import LiveSite, ServerThread
 
 pytestmark = pytest.mark.browser
 
@@ -53,18 +49,10 @@ DOM_CHECK = """() => {
 
 
 @pytest.fixture(scope="module")
-def hostile_site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
-    with fresh_database(admin_url(database_url), prefix="aggregator_hostile") as url:
-        settings = api_settings(url, tmp_path_factory.mktemp("hostile-web"), fetch_concurrency=8)
-        bodies = {path: (HOSTILE / name).read_bytes() for path, name in OWN_FEEDS.items()}
-        bodies["/deep.rss"] = deep_nesting_feed()
-        bodies.update({f"/vectors/{p.name}": p.read_bytes() for p in vector_files()})
-        with Database(url, max_size=10) as db, FeedServer() as feeds:
-            app = build_web_app(settings, db)
-            serve_and_poll(db, settings, feeds, bodies)
-            refresh_once(db)
-            with ServerThread(app) as base:
-                yield LiveSite(base, db, settings)
+def hostile_site(hostile_corpus: HostileCorpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
+    settings = api_settings(hostile_corpus.url, tmp_path_factory.mktemp("hostile-web"), fetch_concurrency=8)
+    with Database(hostile_corpus.url, max_size=10) as db, ServerThread(build_web_app(settings, db)) as base:
+        yield LiveSite(base, db, settings)
 
 
 def test_no_payload_runs_on_any_page(browser: Any, hostile_site: LiveSite) -> None:
