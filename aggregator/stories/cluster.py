@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aggregator.stories.features import PostFeatures, minhash_similarity
+from aggregator.stories.features import PostFeatures, near_copy
 
 BANDS = 16  # MinHash bands for near-duplicate candidates (4 rows each)
 DUPLICATE_SCORE = 9.0  # a near-identical copy joins whatever its similarity would say
@@ -99,8 +99,9 @@ def index_keys(f: PostFeatures) -> Iterator[str]:
     yield from (f"d:{m}-{d}" for m, d in f.dates)
     if f.minhash:
         rows = len(f.minhash) // BANDS
+        prefix = "b" if f.scheme == 1 else f"b{f.scheme}."  # bands of two schemes never meet
         for band in range(BANDS):
-            yield f"b{band}:{hash(f.minhash[band * rows:(band + 1) * rows]) & 0xFFFFFFFF:x}"
+            yield f"{prefix}{band}:{hash(f.minhash[band * rows:(band + 1) * rows]) & 0xFFFFFFFF:x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ def choose(features: PostFeatures, candidates: Iterable[Candidate], params: Para
     for c in candidates:
         if c.features.tiny:
             continue
-        if minhash_similarity(features.minhash, c.features.minhash) >= params.duplicate:
+        if near_copy(features, c.features) >= params.duplicate:
             duplicate, score = True, DUPLICATE_SCORE
         else:
             score = similarity(features, c.features, params)
