@@ -238,18 +238,21 @@ class Pipeline:
             with self.db.connection() as conn:
                 stored = posts_db.upsert_for_source(conn, source.id, content.posts, started, content.taxonomy_version)
                 store_tags(conn, content, stored)
-                cluster_new(conn, content, stored, started, self.stories,
-                            first_poll=source.last_success_at is None)
                 outcome = PollOutcome(
                     source.id, source.url, "ok", status=result.status, entries=content.entries_found,
                     new_posts=stored.new, updated_posts=stored.updated, moved_to=result.permanent_url,
                     warnings=content.warnings,
                 )
-                return self._record(
+                self._record(
                     conn, source, owner, started, decision, outcome, url=result.permanent_url,
                     title=content.meta.title, site_url=content.meta.site_url, warnings=content.warnings,
                     **kept_validators,
                 )
+                # Last: the clustering lock it takes orders every worker's turns and is held to the
+                # commit, so nothing else of the transaction may wait inside it.
+                cluster_new(conn, content, stored, started, self.stories,
+                            first_poll=source.last_success_at is None)
+                return outcome
 
         return self._retrying(source, write)
 
