@@ -78,6 +78,9 @@ def test_numbers_ignore_years_and_decimal_commas(text: str, numbers: set[str]) -
     ("SEPTEMBER 3 and 4th of July", {(9, 3), (7, 4)}),
     ("в понедельник, 7 ноября, и 1 декабря", {(11, 7), (12, 1)}),
     ("the mayday rally, summarch 5", set()),  # a month only at the start of a word
+    ("May 5th, June\n 6 and маяк 7", {(5, 5), (6, 6)}),
+    ("123 May, May 123, a5 May, May 5a, 32 June, 0 July", set()),  # a day is one or two digits, 1 to 31
+    ("5 of the May vote, 1.12 May", {(5, 12)}),
 ])
 def test_day_month_dates_in_both_languages(text: str, dates: set[tuple[int, int]]) -> None:
     assert extract("", text, []).dates == dates
