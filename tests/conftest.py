@@ -7,6 +7,7 @@ emptied between tests.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,18 @@ from tests.support.smtp import smtp  # noqa: F401  (fixture)
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 SHARED_DATA = SHARED / "data"
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """The root logger as it was before the test: a command run in-process installs a handler on
+    the stderr of that moment (the test's captured stream, closed after it), and a later thread of
+    another test (an SMTP server stopping) would log into it: "I/O operation on closed file"."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
