@@ -154,13 +154,16 @@ CLUSTER_ORDER = "story_seq"
 
 
 def insert_stories(conn: psycopg.Connection, stories: Sequence[NewStory]) -> None:
-    """Stories started in this turn, with the ids the caller drew from STORY_IDS."""
+    """Stories started in this turn, with the ids the caller drew from STORY_IDS, each counted as
+    its first post alone (a new post, linked to the one source that brought it): what `refresh`
+    would say of a story that nothing else joined in the turn, so only the others need it."""
     if not stories:
         return
     conn.execute(
         """
-        INSERT INTO stories (id, title, origin_post_id, first_post_id, first_seen_at, last_seen_at)
-        SELECT s.id, s.title, s.post, s.post, s.at, s.at
+        INSERT INTO stories (id, title, origin_post_id, first_post_id, first_seen_at, last_seen_at,
+                             post_count, source_count)
+        SELECT s.id, s.title, s.post, s.post, s.at, s.at, 1, 1
         FROM unnest(%(ids)s::bigint[], %(titles)s::text[], %(posts)s::bigint[], %(ats)s::timestamptz[])
              AS s(id, title, post, at)
         """,
@@ -228,6 +231,8 @@ def insert_keys(conn: psycopg.Connection, rows: Sequence[NewKeys]) -> None:
 
 def refresh(conn: psycopg.Connection, story_ids: Sequence[int]) -> None:
     """Recount a story's posts and sources and its first and last dates; its title is its first post's."""
+    if not story_ids:
+        return
     conn.execute(
         """
         UPDATE stories s SET

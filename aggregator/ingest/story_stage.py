@@ -13,6 +13,7 @@ worker replays (post_story_keys: story, date, place in the order, features, stor
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -164,6 +165,11 @@ class StoryWindow:
         stories_db.insert_keys(conn, [
             stories_db.NewKeys(p.post_id, story, p.at, seq, to_json(p.features), p.quiet, [real(m) for m in d.merge])
             for p, (_, d), story, seq in zip(posts, decided, assigned, seqs, strict=True)])
-        stories_db.refresh(conn, sorted(set(assigned)))
+        # A story begun in this turn that no other post joined (most, in a busy window) was inserted
+        # as counted; every other story the turn touched is recounted.
+        joined = Counter(assigned)
+        survivors = {final(other) for other in merges}
+        alone = {story for story in ids if joined[story] == 1 and story not in survivors}
+        stories_db.refresh(conn, sorted(set(assigned) - alone))
         self.pending = dict(zip(seqs, (p.post_id for p in posts), strict=True))
         return assigned

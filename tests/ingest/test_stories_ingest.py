@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
@@ -74,6 +75,13 @@ def test_one_event_from_two_feeds_in_two_languages_is_one_story(
     assert story is not None and (story.post_count, story.source_count) == (2, 2)
     assert story.title == samples.DERBENT_EN[0]  # the first report's title
     assert [p.url.rsplit("/", 1)[-1] for p in posts if p.url] == ["derbent-en", "derbent-ru"]
+    with db.connection() as conn:  # a story nothing joined was stored counted: a recount changes nothing
+        alone = stories_db.get(conn, stories["kabul"] or 0)
+        stories_db.refresh(conn, [stories["kabul"] or 0])
+        recounted = stories_db.get(conn, stories["kabul"] or 0)
+    assert alone is not None and recounted is not None
+    assert (alone.post_count, alone.source_count) == (1, 1)
+    assert replace(alone, updated_at=recounted.updated_at) == recounted
 
 
 def test_two_workers_storing_one_event_at_once_make_one_story(
