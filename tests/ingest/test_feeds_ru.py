@@ -12,11 +12,10 @@ import pytest
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import sources as sources_db
-from aggregator.db.sources import SourceSpec
 from aggregator.ingest.fetch import Fetcher
 from aggregator.ingest.pipeline import Pipeline
 from tests.support.feedserver import FeedServer
+from tests.support.polling import claim_and_poll
 
 # What doubly-encoded Cyrillic looks like: UTF-8 lead bytes read as cp1252 (Ð, Ñ) before another letter
 MOJIBAKE = re.compile(r"[ÐÑ][\u0080-\u00ff\u0152-\u0192\u02c6-\u203a\u2122]")
@@ -34,10 +33,7 @@ def pipeline(db: Database, settings: Settings) -> Iterator[Pipeline]:
 def ingest(db: Database, pipeline: Pipeline, server: FeedServer, body: bytes, content_type: str) -> list[tuple]:
     server.serve("/ru", body, headers={"Content-Type": content_type})
     url = server.url("/ru")
-    with db.connection() as conn:
-        sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
-        [source] = sources_db.claim_due(conn, owner="t", limit=1, lease_seconds=60, urls=[url])
-    outcome = pipeline.update(source, "t")
+    outcome = claim_and_poll(db, pipeline, url, add=True)
     assert outcome.outcome == "ok", outcome.describe()
     with db.connection() as conn:
         return conn.execute("SELECT title, text, summary, lang, countries FROM posts ORDER BY id").fetchall()

@@ -24,6 +24,7 @@ from aggregator.ingest.normalize import canonical_url
 from aggregator.ingest.pipeline import Pipeline, PollOutcome
 from aggregator.ingest.worker import Worker
 from tests.support.feedserver import RSS_SAMPLE, Exchange, FeedServer
+from tests.support.polling import claim_and_poll
 from tests.support.tcpproxy import DatabaseProxy
 
 DATA = Path(__file__).parents[1] / "data" / "feeds"
@@ -44,10 +45,7 @@ def add(db: Database, url: str) -> Source:
 
 
 def poll(db: Database, pipeline: Pipeline, url: str) -> PollOutcome:
-    """Claim the feed (due or not) like a worker does, and poll it."""
-    with db.connection() as conn:
-        [source] = sources_db.claim_due(conn, owner="test", limit=1, lease_seconds=60, urls=[url])
-    return pipeline.update(source, "test")
+    return claim_and_poll(db, pipeline, url)
 
 
 def source_state(db: Database, url: str) -> Source:

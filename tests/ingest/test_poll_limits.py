@@ -14,13 +14,14 @@ from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import sources as sources_db
-from aggregator.db.sources import Source, SourceSpec
+from aggregator.db.sources import Source
 from aggregator.ingest.fetch import Fetcher
 from aggregator.ingest.normalize import TITLE_MAX_CHARS, URL_MAX_BYTES
 from aggregator.ingest.pipeline import Pipeline, PollOutcome
 from tests.support.bigfeed import entry_url, rss_feed
 from tests.support.environment import use_cli_environment
 from tests.support.feedserver import RSS_SAMPLE, FeedServer
+from tests.support.polling import claim_and_poll
 
 CAP = 5
 
@@ -33,10 +34,7 @@ def pipeline(db: Database, settings: Settings) -> Iterator[Pipeline]:
 
 
 def poll(db: Database, pipeline: Pipeline, url: str) -> PollOutcome:
-    with db.connection() as conn:
-        sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
-        [source] = sources_db.claim_due(conn, owner="test", limit=1, lease_seconds=60, urls=[url])
-    return pipeline.update(source, "test")
+    return claim_and_poll(db, pipeline, url, add=True)
 
 
 def source_state(db: Database, url: str) -> Source:

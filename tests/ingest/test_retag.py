@@ -10,13 +10,12 @@ import pytest
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import sources as sources_db
-from aggregator.db.sources import SourceSpec
 from aggregator.ingest.fetch import Fetcher
 from aggregator.ingest.pipeline import Pipeline
 from aggregator.tagging import load_taxonomy
 from aggregator.tagging.taxonomy import DEFAULT_FOLDER as TAXONOMY
 from tests.support.feedserver import FeedServer
+from tests.support.polling import claim_and_poll
 from tests.support.processes import finish
 
 FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title><link>https://d.example/</link>
@@ -28,14 +27,11 @@ FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title><
 </channel></rss>"""
 
 
-def ingest(db: Database, settings: Settings, feed_server: FeedServer) -> None:
-    feed_server.serve("/feed", FEED)
+def ingest(db: Database, settings: Settings, feed_server: FeedServer, body: bytes = FEED) -> None:
+    feed_server.serve("/feed", body)
     url = feed_server.url("/feed")
-    with db.connection() as conn:
-        sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
-        [source] = sources_db.claim_due(conn, owner="t", limit=1, lease_seconds=60, urls=[url])
     with Fetcher(settings) as fetcher:
-        assert Pipeline(db, fetcher, settings).update(source, "t").new_posts == 2
+        assert claim_and_poll(db, Pipeline(db, fetcher, settings), url, add=True).new_posts == 2
 
 
 def test_retag_applies_a_taxonomy_change(db: Database, settings: Settings, feed_server: FeedServer,
@@ -79,13 +75,7 @@ def test_retag_fills_places_and_languages_of_posts_stored_before_them(
         db: Database, settings: Settings, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     feed = FEED.replace(b"Border guards detain smugglers near Zorkul", b"Border guards detain smugglers in Dagestan")
-    feed_server.serve("/feed", feed)
-    url = feed_server.url("/feed")
-    with db.connection() as conn:
-        sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
-        [source] = sources_db.claim_due(conn, owner="t", limit=1, lease_seconds=60, urls=[url])
-    with Fetcher(settings) as fetcher:
-        assert Pipeline(db, fetcher, settings).update(source, "t").new_posts == 2
+    ingest(db, settings, feed_server, feed)
     with db.connection() as conn:  # as a post stored before places and language detection looks
         conn.execute("DELETE FROM post_tags WHERE kind = 'place'")
         conn.execute("UPDATE posts SET places = '{}', lang = 'ru', taxonomy_version = 'old'")

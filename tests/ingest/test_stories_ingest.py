@@ -25,6 +25,7 @@ from aggregator.ingest.recluster import recluster
 from aggregator.ingest.story_stage import StoryWindow, ToCluster, features_of, params_from
 from tests.stories import samples
 from tests.support.feedserver import FeedServer
+from tests.support.polling import claim_and_poll
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -47,12 +48,7 @@ def pipeline(db: Database, settings: Settings) -> Iterator[Pipeline]:
 
 def poll(db: Database, pipeline: Pipeline, feed_server: FeedServer, path: str, body: bytes) -> PollOutcome:
     feed_server.serve(path, body, headers={"Content-Type": "application/rss+xml"})
-    url = feed_server.url(path)
-    with db.connection() as conn:
-        if sources_db.get_by_url(conn, url) is None:
-            sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
-        [source] = sources_db.claim_due(conn, owner="test", limit=1, lease_seconds=60, urls=[url])
-    return pipeline.update(source, "test")
+    return claim_and_poll(db, pipeline, feed_server.url(path), add=True)
 
 
 def story_of(db: Database) -> dict[str, int | None]:

@@ -27,3 +27,13 @@ def serve_and_poll(db: Database, settings: Settings, server: FeedServer,
         finally:
             worker.shutdown()
     return {path: outcomes[server.url(path)] for path in feeds}
+
+
+def claim_and_poll(db: Database, pipeline: Pipeline, url: str, *, add: bool = False) -> PollOutcome:
+    """Claim one feed (due or not) as a worker does, and poll it; `add` first adds it as a source
+    (when it is not one yet)."""
+    with db.connection() as conn:
+        if add and sources_db.get_by_url(conn, url) is None:
+            sources_db.add(conn, SourceSpec(url), origin="cli", poll_interval=3600)
+        [source] = sources_db.claim_due(conn, owner="test", limit=1, lease_seconds=60, urls=[url])
+    return pipeline.update(source, "test")
