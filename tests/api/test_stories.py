@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 
@@ -16,6 +14,7 @@ from aggregator.db import stories as stories_db
 from aggregator.runtime import build_web_app
 from tests.api.conftest import TestClient, add_sources, api_settings, poll, truncate
 from tests.stories import samples
+from tests.stories.samples import rss
 from tests.support.feedserver import FeedServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -26,14 +25,9 @@ FEEDS = {
 }
 
 
-def rss(items: list[tuple[str, tuple[str, str], int]], title: str = "T") -> bytes:
-    entries = "".join(
-        f"<item><title>{escape(title)}</title><link>http://example.org/{slug}</link>"
-        f"<guid>http://example.org/{slug}</guid><pubDate>{format_datetime(NOW - timedelta(hours=hours))}</pubDate>"
-        f"<description>{escape(text)}</description></item>"
-        for slug, (title, text), hours in items)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
-            f"<link>http://example.org/</link><description>d</description>{entries}</channel></rss>").encode()
+def feed(items: list[tuple[str, tuple[str, str], int]], title: str) -> bytes:
+    """An RSS feed of reports, each dated its hours before NOW."""
+    return rss(*((slug, report, NOW - timedelta(hours=hours)) for slug, report, hours in items), title=title)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,7 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         truncate(db)
         app = build_web_app(settings, db)
         for path, items in FEEDS.items():
-            server.serve(path, rss(items, path.strip("/")), headers={"Content-Type": "application/rss+xml"})
+            server.serve(path, feed(items, path.strip("/")), headers={"Content-Type": "application/rss+xml"})
         add_sources(db, server, list(FEEDS))
         poll(db, settings, [server.url(p) for p in FEEDS])
         with TestClient(app) as client:

@@ -11,7 +11,7 @@ import pytest
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
 from tests.api.conftest import TestClient, add_sources, api_settings, poll, truncate
-from tests.api.test_stories import FEEDS, rss
+from tests.api.test_stories import FEEDS, feed
 from tests.stories import samples
 from tests.support.feedserver import FeedServer
 
@@ -27,7 +27,7 @@ def site(database_url: str, tmp_path: Path) -> Iterator[tuple[Database, TestClie
         truncate(db)
         app = build_web_app(settings, db)
         for path, items in (FEEDS | LATE).items():
-            server.serve(path, rss(items, path.strip("/")), headers={"Content-Type": "application/rss+xml"})
+            server.serve(path, feed(items, path.strip("/")), headers={"Content-Type": "application/rss+xml"})
         add_sources(db, server, list(FEEDS))
         poll(db, settings, [server.url(p) for p in FEEDS])
         with TestClient(app) as client:

@@ -9,8 +9,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from xml.sax.saxutils import escape
 
 import pytest
 
@@ -24,20 +22,11 @@ from aggregator.ingest.pipeline import Pipeline, PollOutcome
 from aggregator.ingest.recluster import recluster
 from aggregator.ingest.story_stage import StoryWindow, ToCluster, features_of, params_from
 from tests.stories import samples
+from tests.stories.samples import rss
 from tests.support.feedserver import FeedServer
 from tests.support.polling import claim_and_poll
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def rss(*items: tuple[str, tuple[str, str], datetime]) -> bytes:
-    entries = "".join(
-        f"<item><title>{escape(title)}</title><link>http://example.org/{slug}</link>"
-        f"<guid>http://example.org/{slug}</guid><pubDate>{format_datetime(at)}</pubDate>"
-        f"<description>{escape(text)}</description></item>"
-        for slug, (title, text), at in items)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
-            f"<link>http://example.org/</link><description>d</description>{entries}</channel></rss>").encode()
 
 
 @pytest.fixture

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.utils import format_datetime
+from xml.sax.saxutils import escape
+
+
+def rss(*items: tuple[str, tuple[str, str], datetime], title: str = "T") -> bytes:
+    """An RSS feed of reports: (slug, (title, text), date) each, linked to http://example.org/<slug>."""
+    entries = "".join(
+        f"<item><title>{escape(headline)}</title><link>http://example.org/{slug}</link>"
+        f"<guid>http://example.org/{slug}</guid><pubDate>{format_datetime(at)}</pubDate>"
+        f"<description>{escape(text)}</description></item>"
+        for slug, (headline, text), at in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
+            f"<link>http://example.org/</link><description>d</description>{entries}</channel></rss>").encode()
+
 
 def filler(seed: str) -> str:
     """Forty words of their own per post: enough text not to be tiny, nothing shared with others."""
