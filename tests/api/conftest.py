@@ -54,6 +54,16 @@ class StoredPost:
 
 
 @dataclass
+class Site:
+    """An app over its own database and feed server, for modules that build one of their own."""
+
+    db: Database
+    client: TestClient
+    server: FeedServer
+    settings: Settings
+
+
+@dataclass
 class Corpus:
     db: Database
     client: TestClient

@@ -4,7 +4,6 @@ weeks before fires; a backfill, a new source's first poll and a republished arch
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,13 +13,12 @@ import feedparser
 import psycopg
 import pytest
 
-from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.db import sources as sources_db
 from aggregator.db import stories as stories_db
 from aggregator.db.sources import SourceSpec
 from aggregator.runtime import build_web_app
-from tests.api.conftest import TestClient, api_settings, poll, truncate
+from tests.api.conftest import Site, TestClient, api_settings, poll, truncate
 from tests.stories import samples
 from tests.support.feedserver import FeedServer
 
@@ -60,14 +58,6 @@ def kazakh_feed(start: int, count: int) -> bytes:
         for i in range(start, start + count))
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>KZ</title>'
             f"<link>http://example.org/</link><description>d</description>{items}</channel></rss>").encode()
-
-
-@dataclass
-class Site:
-    db: Database
-    client: TestClient
-    server: FeedServer
-    settings: Settings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
-from tests.api.conftest import DATA
+from tests.api.conftest import DATA, Site
 from tests.support.feedserver import FeedServer
 from tests.support.polling import serve_and_poll
 
@@ -29,13 +28,7 @@ UNDATED = ("Undated note on Kyrgyz border posts", "Undated note on Kazakh custom
 ARRIVED = datetime(2025, 1, 11, 9, tzinfo=UTC)  # between the two dated items
 
 
-@dataclass
-class Site:
-    db: Database
-    client: TestClient
-    server: FeedServer
-    settings: Settings
-
+class UndatedSite(Site):
     def poll(self, body: bytes) -> None:
         [outcome] = serve_and_poll(self.db, self.settings, self.server, {PATH: body}).values()
         assert outcome.outcome == "ok", outcome.describe()
@@ -48,19 +41,19 @@ class Site:
 
 
 @pytest.fixture
-def site(db: Database, settings: Settings, feed_server: FeedServer) -> Iterator[Site]:
+def site(db: Database, settings: Settings, feed_server: FeedServer) -> Iterator[UndatedSite]:
     app = build_web_app(settings, db)
     with TestClient(app) as client:
-        yield Site(db, client, feed_server, settings)
+        yield UndatedSite(db, client, feed_server, settings)
 
 
-def posts(site: Site, **params: object) -> list[dict[str, object]]:
+def posts(site: UndatedSite, **params: object) -> list[dict[str, object]]:
     response = site.client.get("/api/v1/posts", params={"limit": 100, **params})
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
 
 
-def test_an_undated_item_is_stored_without_a_date_and_shown_as_estimated(site: Site) -> None:
+def test_an_undated_item_is_stored_without_a_date_and_shown_as_estimated(site: UndatedSite) -> None:
     site.poll((DATA / "undated.rss").read_bytes())
     stored = site.stored()
     for title in UNDATED:
@@ -78,7 +71,7 @@ def test_an_undated_item_is_stored_without_a_date_and_shown_as_estimated(site: S
     assert all(items[title]["date_estimated"] is False for title in DATED)
 
 
-def test_undated_items_are_ordered_and_paged_by_their_arrival_which_stays(site: Site) -> None:
+def test_undated_items_are_ordered_and_paged_by_their_arrival_which_stays(site: UndatedSite) -> None:
     body = (DATA / "undated.rss").read_bytes()
     site.poll(body)
     with site.db.connection() as conn:  # as if the poll that first saw them ran on 11 January
@@ -105,7 +98,7 @@ def test_undated_items_are_ordered_and_paged_by_their_arrival_which_stays(site: 
     assert [str(i["title"]) for i in posts(site)][1:] == titles
 
 
-def test_date_filters_and_day_facets_place_undated_posts_by_arrival(site: Site) -> None:
+def test_date_filters_and_day_facets_place_undated_posts_by_arrival(site: UndatedSite) -> None:
     site.poll((DATA / "undated.rss").read_bytes())
     with site.db.connection() as conn:
         conn.execute("UPDATE posts SET first_seen_at = %(t)s", {"t": ARRIVED})
@@ -115,7 +108,7 @@ def test_date_filters_and_day_facets_place_undated_posts_by_arrival(site: Site) 
     assert days == {"2025-01-12": 1, "2025-01-11": 2, "2025-01-10": 1}
 
 
-def test_the_reader_marks_an_estimated_date(site: Site) -> None:
+def test_the_reader_marks_an_estimated_date(site: UndatedSite) -> None:
     site.poll((DATA / "undated.rss").read_bytes())
     stream = site.client.get("/").text
     assert stream.count("(date estimated)") == len(UNDATED)

@@ -14,7 +14,7 @@ import pytest
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
-from tests.api.conftest import FEEDS, TestClient, add_sources, api_settings, poll, serve_fixtures, truncate
+from tests.api.conftest import FEEDS, Site, TestClient, add_sources, api_settings, poll, serve_fixtures, truncate
 from tests.support.database import reset
 from tests.support.feedserver import FeedServer
 
@@ -55,14 +55,6 @@ def stored(db: Database, keep: Callable[[Row], bool] = lambda r: True) -> list[R
 def clear_saved_feeds(db: Database) -> None:
     with db.connection() as conn:
         reset(conn, "saved_feeds")
-
-
-@dataclass
-class Site:
-    db: Database
-    client: TestClient
-    server: FeedServer
-    settings: Settings
 
 
 def _site(db: Database, settings: Settings, server: FeedServer) -> Iterator[Site]:
