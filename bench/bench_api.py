@@ -40,9 +40,10 @@ from pathlib import Path
 import psycopg
 
 from tests.support.database import EmbeddedServer
+from tests.support.shared import SHARED_DATA
 
 PROJECT = Path(__file__).resolve().parent.parent
-FEEDS = PROJECT.parent / "shared" / "data" / "feeds"
+FEEDS = SHARED_DATA / "feeds"
 START = datetime(2018, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=8 * 365)
 COUNTRIES = {  # share of posts mentioning each country

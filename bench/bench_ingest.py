@@ -49,10 +49,11 @@ import psycopg
 
 from bench.feedcopies import feed_files, make_copy, served_path
 from tests.support.database import EmbeddedServer, fresh_database
+from tests.support.shared import SHARED_DATA
 
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
-DEFAULT_FEEDS_DIR = PROJECT.parent / "shared" / "data" / "feeds"
+DEFAULT_FEEDS_DIR = SHARED_DATA / "feeds"
 LOOPBACK = "127.0.0.1"
 
 TARGET_RATIO = 4.0

@@ -18,9 +18,10 @@ import feedparser
 from aggregator.ingest.normalize import canonical_url
 from aggregator.ingest.parse import parse_and_normalize
 from aggregator.textclean import html_to_text, sanitize_html
+from tests.support.shared import SHARED_DATA
 
 ROUNDS = 5
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "feeds"
+DEFAULT_FOLDER = SHARED_DATA / "feeds"
 HEADERS = {"content-location": "https://example.com/feed", "content-type": "application/xml"}
 
 

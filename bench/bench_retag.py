@@ -27,11 +27,9 @@ from aggregator.db import Database
 from aggregator.ingest.retag import retag
 from bench.bench_ingest import postgres_server
 from tests.support.database import fresh_database
+from tests.support.shared import SHARED_DATA
 
-BENCH = Path(__file__).resolve().parent
-PROJECT = BENCH.parent
-
-DEV = PROJECT.parent / "shared" / "data" / "tagging" / "dev.jsonl"
+DEV = SHARED_DATA / "tagging" / "dev.jsonl"
 FALLBACK = [
     ("Kazakhstan and Russia expand military cooperation",
      "Kazakh and Russian officers met in Astana to discuss joint exercises near the Afghan border, "

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+from aggregator.ingest import language
+from aggregator.tagging import TagInput, load_taxonomy, tag_post
+from tests.support.shared import SHARED_DATA
 
-from aggregator.ingest import language  # noqa: E402
-from aggregator.tagging import TagInput, load_taxonomy, tag_post  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "tagging"
+DATA = SHARED_DATA / "tagging"
 DEFAULT_FILES = [DATA / "dev-en.jsonl", DATA / "dev-ru.jsonl"]
 
 

@@ -18,10 +18,8 @@ from aggregator.db import Database
 from tests.support.database import fresh_database, reset, server_url
 from tests.support.feedserver import feed_server  # noqa: F401  (fixture)
 from tests.support.hostile import hostile_corpus  # noqa: F401  (fixture)
+from tests.support.shared import SHARED_DATA
 from tests.support.smtp import smtp  # noqa: F401  (fixture)
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-SHARED_DATA = SHARED / "data"
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,9 @@ from aggregator.ingest.fetch import Fetcher
 from aggregator.ingest.pipeline import Pipeline
 from aggregator.ingest.worker import Worker
 from tests.support.feedserver import FeedServer
+from tests.support.shared import SHARED_DATA
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "feedparser-corpus"
+CORPUS = SHARED_DATA / "feedparser-corpus"
 
 
 def test_whole_corpus_goes_through_the_pipeline(

@@ -25,10 +25,11 @@ from aggregator.ingest.pipeline import Pipeline, PollOutcome
 from aggregator.ingest.worker import Worker
 from tests.support.feedserver import RSS_SAMPLE, Exchange, FeedServer
 from tests.support.polling import claim_and_poll
+from tests.support.shared import SHARED_DATA
 from tests.support.tcpproxy import DatabaseProxy
 
 DATA = Path(__file__).parents[1] / "data" / "feeds"
-SHARED_FEEDS = Path(__file__).resolve().parents[3] / "shared" / "data" / "feeds"
+SHARED_FEEDS = SHARED_DATA / "feeds"
 FEED_FILES = sorted(p for p in SHARED_FEEDS.glob("*/*") if p.suffix in {".xml", ".atom", ".rss"})
 
 

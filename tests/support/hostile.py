@@ -24,9 +24,10 @@ from tests.api.conftest import api_settings
 from tests.support.database import fresh_database
 from tests.support.feedserver import FeedServer
 from tests.support.polling import serve_and_poll
+from tests.support.shared import SHARED_DATA
 
 HOSTILE = Path(__file__).resolve().parent.parent / "data" / "hostile"
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "data" / "feedparser-corpus" / "wellformed" / "sanitize"
+VECTORS = SHARED_DATA / "feedparser-corpus" / "wellformed" / "sanitize"
 OWN_FEEDS = {"/xss.rss": "xss_payloads.rss", "/xss.atom": "xss_payloads.atom"}
 DEEP_PATH = "/deep-nesting.rss"
 
