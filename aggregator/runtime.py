@@ -287,8 +287,7 @@ def web_process_app() -> object:
 
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
-    db = Database(settings.database_url or "", max_size=settings.http_pool_size,
-                  wait_seconds=settings.db_wait_seconds, start_seconds=settings.db_start_seconds)
+    db = open_database(settings, max_size=settings.http_pool_size)  # DATABASE_URL: set by the parent
     atexit.register(db.close)
     return build_web_app(settings, db)
 
