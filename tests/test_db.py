@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -22,6 +21,7 @@ from aggregator.db.sources import SourceSpec
 from aggregator.errors import ConfigError, DatabaseUnavailable, SchemaVersionError, StorageError
 from aggregator.ingest.models import Post
 from aggregator.sources.registry import sync_feeds_file
+from tests.support.network import free_port
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -288,10 +288,7 @@ def test_a_closed_pool_is_a_plain_storage_error(database_url: str) -> None:
 
 
 def test_a_server_that_is_not_there_fails_the_start_after_the_start_wait() -> None:
-    with socket.socket() as sock:  # a port bound but never listening: every connection is refused
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        started = time.monotonic()
-        with pytest.raises(StorageError, match="cannot connect to the database"):
-            Database(f"postgresql://postgres@127.0.0.1:{port}/postgres", start_seconds=1.0)
-        assert 0.9 <= time.monotonic() - started < 10
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="cannot connect to the database"):
+        Database(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", start_seconds=1.0)
+    assert 0.9 <= time.monotonic() - started < 10
