@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -372,18 +372,18 @@ def replay_rows(conn: psycopg.Connection, since: datetime, window_start: datetim
         yield from cur
 
 
-def unclustered(conn: psycopg.Connection, since: datetime) -> list[PostToCluster]:
+def unclustered(conn: psycopg.Connection, since: datetime, archive_age: timedelta) -> list[PostToCluster]:
     """Posts first seen since `since` that were never clustered (stored before clustering existed),
-    by id: recluster clusters them after the others."""
+    by id: recluster clusters them after the others. Quiet: dated `archive_age` before they arrived."""
     cur = conn.cursor(row_factory=class_row(PostToCluster))
     return cur.execute(
         """
-        SELECT p.id, p.title, p.text, p.sort_at AS at, p.sort_at < p.first_seen_at - interval '2 days' AS quiet
+        SELECT p.id, p.title, p.text, p.sort_at AS at, p.sort_at < p.first_seen_at - %(archive_age)s AS quiet
         FROM posts p
         WHERE p.first_seen_at >= %(since)s AND NOT EXISTS (SELECT 1 FROM post_story_keys k WHERE k.post_id = p.id)
         ORDER BY p.id
         """,
-        {"since": since},
+        {"since": since, "archive_age": archive_age},
     ).fetchall()
 
 

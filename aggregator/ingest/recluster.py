@@ -72,7 +72,7 @@ def recluster(db: Database, since: datetime, params: Params, *,
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         window_start = (stories_db.replay_start(conn, since) or since) - params.window
         replay.replay(stories_db.replay_rows(conn, since, window_start, 0), progress)
-        waiting = stories_db.unclustered(conn, since)
+        waiting = stories_db.unclustered(conn, since, story_stage.ARCHIVE_AGE)
         tags = {}
         for i in range(0, len(waiting), 5000):
             tags.update(stories_db.stored_tags(conn, [p.id for p in waiting[i:i + 5000]]))

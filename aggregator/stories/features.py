@@ -27,15 +27,13 @@ import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from sys import intern
 
 import numpy as np
 
-from aggregator.tagging.records import KIND_COUNTRY, KIND_TOPIC, Tag
+from aggregator.tagging.records import KIND_COUNTRY, KIND_PLACE, KIND_TOPIC, Tag
 
-KIND_PLACE = "place"
 MIN_WORDS = 12  # a post with fewer words (title and text) cannot say which event it reports: it stays alone
 MINHASH_SIZE = 64
 MINHASH_SCHEME = 2  # how `minhash` computes a signature; stored with it (signatures of two schemes never match)
@@ -287,11 +285,6 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
 
 def _norm(words: Counter[str]) -> float:
     return math.sqrt(sum(v * v for v in words.values()))
-
-
-def day_of(value: datetime) -> int:
-    """Days since the epoch (for the date-distance signal)."""
-    return value.toordinal()
 
 
 def _minhash_key(scheme: int) -> str:
