@@ -37,6 +37,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 Params = Mapping[str, Sequence[str]]
 
 
+def language_code(value: str | None) -> str | None:
+    """A language asked for (`lang=`, an Accept-Language subtag) as posts store it; None: not one."""
+    code = (value or "").strip().lower()
+    return code if _LANG.match(code) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """The codes a filter may name: the taxonomy, reduced to what parsing needs."""

@@ -107,9 +107,8 @@ def _item(base: str, a: AlertOut) -> Item:
     title = f"Surge: {name}: {a.stories} new stories today (usually {a.baseline:g})"
     lines = [f"{s.title} — {base}/stories/{s.id}" for s in a.story_list]
     moment = datetime.combine(a.day, time(), UTC)
-    param = {"country": "country", "place": "place", "topic": "topic"}[a.kind]
     return Item(id=uuid_urn(f"alert:{a.kind}:{a.code}:{a.day.isoformat()}"), title=title,
-                url=f"{base}/api/v1/stories?{param}={a.code}&since={a.day.isoformat()}", author="aggregator",
+                url=f"{base}/api/v1/stories?{a.kind}={a.code}&since={a.day.isoformat()}", author="aggregator",
                 published=moment, updated=moment, summary="\n".join(lines),
                 html="<ul>" + "".join(f'<li><a href="{base}/stories/{s.id}">{html.escape(s.title)}</a></li>'
                                       for s in a.story_list) + "</ul>")

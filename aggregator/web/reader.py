@@ -42,6 +42,7 @@ from aggregator.query import (
     PostFilter,
     PostQuery,
     encode_cursor,
+    language_code,
     multi_dict,
     parse_int,
     parse_post_query,
@@ -53,7 +54,6 @@ from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
 from aggregator.web.highlight import Span, mark_sentinels, mark_spans, strip_sentinels
 from aggregator.web.source_pages import source_pages
-from aggregator.web.stories import language_code
 
 # No inline script or style anywhere: scripts and styles come from /static only.
 READER_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

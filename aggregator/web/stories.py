@@ -6,7 +6,6 @@ A merged story's id keeps working: /api/v1/stories/{old} answers with the story 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -14,7 +13,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from aggregator.db import stories as stories_db
 from aggregator.db.stories import StoryRow
 from aggregator.errors import NotFoundError
-from aggregator.query import STORY_PARAMS, Cursor, encode_cursor, multi_dict, openapi_parameters, parse_story_query
+from aggregator.query import (
+    STORY_PARAMS,
+    Cursor,
+    encode_cursor,
+    language_code,
+    multi_dict,
+    openapi_parameters,
+    parse_story_query,
+)
 from aggregator.query import reject_unknown as reject
 from aggregator.web.api import MAX_ID, json_response
 from aggregator.web.context import ApiContext
@@ -26,15 +33,6 @@ def _item(row: StoryRow, titles: dict[int, str]) -> StoryItem:
     return StoryItem(id=row.id, title=titles.get(row.id, row.title), first_seen=row.first_seen_at,
                      last_seen=row.last_seen_at, updated=row.updated_at, posts=row.post_count,
                      sources=row.source_count)
-
-
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-
-
-def language_code(value: str | None) -> str | None:
-    """A language asked for (`lang=`, an Accept-Language subtag) as posts store it; None: not one."""
-    code = (value or "").strip().lower()
-    return code if _LANGUAGE.match(code) else None
 
 
 def preferred_language(langs: tuple[str, ...], accept_language: str | None) -> str | None:
