@@ -3,7 +3,7 @@
 Clustering runs under one transaction-scoped advisory lock (`lock_clustering`): two workers that
 store reports of one event at the same moment take turns, and the second sees the first's story
 (the lock is held to commit, so what it waits for is committed when it gets it). Each worker keeps
-the window in memory and reads only the rows clustered since its last turn (`rows_since`, by
+the window in memory and reads only the rows clustered since its last turn (`turn_start`, by
 story_seq, the order of the turns), so a turn is a few statements whatever the poll's size.
 """
 
@@ -23,6 +23,8 @@ from aggregator.db.post_filters import where
 from aggregator.query import StoryQuery
 
 CLUSTERING_LOCK = 0x5708_1E5  # pg_advisory_xact_lock key of story clustering
+STORY_IDS = "stories_id_seq"
+CLUSTER_ORDER = "story_seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +127,13 @@ def window_rows(conn: psycopg.Connection, since: datetime) -> Iterator[Clustered
     )
 
 
-def rows_since(conn: psycopg.Connection, seq: int, known: Sequence[int]) -> list[ClusteredRow]:
-    """Posts clustered after `seq`, in clustering order (features left out for `known` places)."""
-    cur = conn.cursor(row_factory=class_row(ClusteredRow))
-    return cur.execute(
-        """
-        SELECT post_id, story_id, at, story_seq AS seq,
-               CASE WHEN story_seq = ANY(%(known)s) THEN NULL ELSE features END AS features, merged
-        FROM post_story_keys
-        WHERE story_seq > %(seq)s AND story_id IS NOT NULL
-        ORDER BY story_seq
-        """,
-        {"seq": seq, "known": list(known)},
-    ).fetchall()
+_ROWS_SINCE = """
+    SELECT post_id, story_id, at, story_seq AS seq,
+           CASE WHEN story_seq = ANY(%(known)s) THEN NULL ELSE features END AS features, merged
+    FROM post_story_keys
+    WHERE story_seq > %(seq)s AND story_id IS NOT NULL
+    ORDER BY story_seq
+"""
 
 
 def next_ids(conn: psycopg.Connection, sequence: str, count: int) -> list[int]:
@@ -149,8 +145,33 @@ def next_ids(conn: psycopg.Connection, sequence: str, count: int) -> list[int]:
     return sorted(int(r[0]) for r in rows)
 
 
-STORY_IDS = "stories_id_seq"
-CLUSTER_ORDER = "story_seq"
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    """What a clustering turn reads once it holds the lock, in one round trip."""
+
+    epoch: int
+    rows: list[ClusteredRow]  # clustered after the worker's last place, in order
+    seqs: list[int]  # places in the clustering order for the turn's posts
+    story_ids: list[int]  # ids for the stories the turn may start (one per post; the unused are skipped)
+
+
+def turn_start(conn: psycopg.Connection, after_seq: int | None, known: Sequence[int], count: int) -> TurnStart:
+    """The epoch, the rows clustered after `after_seq` (none read when it is None: the window will
+    be loaded) and the turn's ids, sent as one pipeline: under the clustering lock every round trip
+    is a wait for every other worker, and in a busy process each also waits for the interpreter
+    lock when its answer comes."""
+    with conn.pipeline():
+        epoch_cur = conn.execute("SELECT epoch FROM story_clustering")
+        rows_cur = None if after_seq is None else conn.cursor(row_factory=class_row(ClusteredRow)).execute(
+            _ROWS_SINCE, {"seq": after_seq, "known": list(known)})
+        ids_cur = conn.execute(
+            "SELECT nextval(%(order)s::regclass), nextval(%(stories)s::regclass) FROM generate_series(1, %(n)s)",
+            {"order": CLUSTER_ORDER, "stories": STORY_IDS, "n": count})
+        epoch_row = epoch_cur.fetchone()
+        rows = [] if rows_cur is None else rows_cur.fetchall()
+        ids = ids_cur.fetchall()
+    return TurnStart(int(epoch_row[0]) if epoch_row else 0, rows,
+                     sorted(int(r[0]) for r in ids), sorted(int(r[1]) for r in ids))
 
 
 def insert_stories(conn: psycopg.Connection, stories: Sequence[NewStory]) -> None:
@@ -178,19 +199,19 @@ def merge_many(conn: psycopg.Connection, merges: dict[int, int]) -> None:
     if not merges:
         return
     params = {"others": list(merges), "survivors": list(merges.values())}
-    conn.execute(
+    conn.execute(  # found through the posts' story index (post_story_keys has none on story_id)
         """
-        UPDATE posts p SET story_id = m.survivor
-        FROM unnest(%(others)s::bigint[], %(survivors)s::bigint[]) AS m(other, survivor)
-        WHERE p.story_id = m.other
+        UPDATE post_story_keys k SET story_id = m.survivor
+        FROM unnest(%(others)s::bigint[], %(survivors)s::bigint[]) AS m(other, survivor), posts p
+        WHERE p.story_id = m.other AND k.post_id = p.id
         """,
         params,
     )
     conn.execute(
         """
-        UPDATE post_story_keys k SET story_id = m.survivor
+        UPDATE posts p SET story_id = m.survivor
         FROM unnest(%(others)s::bigint[], %(survivors)s::bigint[]) AS m(other, survivor)
-        WHERE k.story_id = m.other
+        WHERE p.story_id = m.other
         """,
         params,
     )
@@ -218,15 +239,31 @@ def assign_many(conn: psycopg.Connection, posts: Sequence[int], stories: Sequenc
     )
 
 
+KEYS_CHUNK = 5_000  # replay rows per INSERT (recluster writes a whole archive's)
+
+
 def insert_keys(conn: psycopg.Connection, rows: Sequence[NewKeys]) -> None:
-    """What clustering replays for each post: story, date, place in the order, features, merges."""
-    if not rows:
-        return
-    with conn.cursor().copy("COPY post_story_keys (post_id, story_id, at, story_seq, features, quiet, merged) "
-                            "FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row((r.post_id, r.story_id, r.at, r.seq,
-                            json.dumps(r.features, ensure_ascii=False), r.quiet, r.merged))
+    """What clustering replays for each post: story, date, place in the order, features, merges.
+
+    An INSERT from arrays, not COPY: a turn sends it in one pipeline with its other writes (COPY
+    cannot be pipelined), and each round trip under the clustering lock makes every worker wait. The
+    features go in binary: as an array literal every quote of their JSON would be escaped in Python."""
+    for start in range(0, len(rows), KEYS_CHUNK):
+        chunk = rows[start:start + KEYS_CHUNK]
+        conn.execute(
+            """
+            INSERT INTO post_story_keys (post_id, story_id, at, story_seq, features, quiet, merged)
+            SELECT r.post, r.story, r.at, r.seq, r.features::jsonb, r.quiet, r.merged::bigint[]
+            FROM unnest(%(posts)s::bigint[], %(stories)s::bigint[], %(ats)s::timestamptz[], %(seqs)s::bigint[],
+                        %(features)b::text[], %(quiet)s::boolean[], %(merged)s::text[])
+                 AS r(post, story, at, seq, features, quiet, merged)
+            """,
+            {"posts": [r.post_id for r in chunk], "stories": [r.story_id for r in chunk],
+             "ats": [r.at for r in chunk], "seqs": [r.seq for r in chunk],
+             "features": [json.dumps(r.features, ensure_ascii=False) for r in chunk],
+             "quiet": [r.quiet for r in chunk],
+             "merged": ["{" + ",".join(map(str, r.merged)) + "}" for r in chunk]},
+        )
 
 
 def refresh(conn: psycopg.Connection, story_ids: Sequence[int]) -> None:

@@ -98,13 +98,16 @@ class StoryWindow:
         self.pending = {}
         self.loads += 1
 
-    def sync(self, conn: psycopg.Connection) -> StoryIndex:
-        """Replay what was clustered since our last turn (or load the window); the index, current."""
-        if self.index is None or stories_db.epoch(conn) != self.epoch:
+    def sync(self, conn: psycopg.Connection, start: stories_db.TurnStart | None = None) -> StoryIndex:
+        """Replay what was clustered since our last turn (or load the window); the index, current.
+        `start` is what the turn read on taking the lock (read here when not given)."""
+        if start is None:
+            start = stories_db.turn_start(conn, None if self.index is None else self.seq, list(self.pending), 0)
+        if self.index is None or start.epoch != self.epoch:
             self.load(conn)
             assert self.index is not None
             return self.index
-        rows = stories_db.rows_since(conn, self.seq, list(self.pending))
+        rows = start.rows
         confirmed = {r.seq: r.post_id for r in rows if r.seq in self.pending}
         if confirmed != self.pending or (not rows and stories_db.last_seq(conn) < self.seq):
             self.load(conn)
@@ -132,8 +135,12 @@ class StoryWindow:
                 raise
 
     def _cluster(self, conn: psycopg.Connection, posts: Sequence[ToCluster]) -> list[int]:
-        index = self.sync(conn)
-        seqs = stories_db.next_ids(conn, stories_db.CLUSTER_ORDER, len(posts))
+        # Three round trips under the lock (this read, the writes, the commit): each is a wait for
+        # every other worker.
+        start = stories_db.turn_start(conn, None if self.index is None else self.seq, list(self.pending),
+                                      len(posts))
+        index = self.sync(conn, start)
+        seqs = start.seqs
         started: list[ToCluster] = []  # posts that start a story, in order
         merged_into: dict[int, int] = {}  # story merged -> the story it merged into (this turn)
         decided: list[tuple[int, Decision]] = []
@@ -143,7 +150,7 @@ class StoryWindow:
                 started.append(post)
             merged_into.update((other, story) for other in decision.merge)
             decided.append((story, decision))
-        ids = stories_db.next_ids(conn, stories_db.STORY_IDS, len(started))
+        ids = start.story_ids[:len(started)]  # ascending: an older story keeps the smaller id
         for number, story_id in enumerate(ids):
             index.move(PLACEHOLDER + number, story_id)
 
@@ -157,19 +164,21 @@ class StoryWindow:
             return story
 
         merges = {real(other): real(story) for other, story in merged_into.items()}
-        stories_db.insert_stories(conn, [stories_db.NewStory(i, p.title, p.post_id, p.at)
-                                         for i, p in zip(ids, started, strict=True)])
-        stories_db.merge_many(conn, {other: final(other) for other in merges})
         assigned = [final(story) for story, _ in decided]
-        stories_db.assign_many(conn, [p.post_id for p in posts], assigned)
-        stories_db.insert_keys(conn, [
-            stories_db.NewKeys(p.post_id, story, p.at, seq, to_json(p.features), p.quiet, [real(m) for m in d.merge])
-            for p, (_, d), story, seq in zip(posts, decided, assigned, seqs, strict=True)])
         # A story begun in this turn that no other post joined (most, in a busy window) was inserted
         # as counted; every other story the turn touched is recounted.
         joined = Counter(assigned)
         survivors = {final(other) for other in merges}
         alone = {story for story in ids if joined[story] == 1 and story not in survivors}
-        stories_db.refresh(conn, sorted(set(assigned) - alone))
+        with conn.pipeline():  # the turn's writes, sent together
+            stories_db.insert_stories(conn, [stories_db.NewStory(i, p.title, p.post_id, p.at)
+                                             for i, p in zip(ids, started, strict=True)])
+            stories_db.merge_many(conn, {other: final(other) for other in merges})
+            stories_db.assign_many(conn, [p.post_id for p in posts], assigned)
+            stories_db.insert_keys(conn, [
+                stories_db.NewKeys(p.post_id, story, p.at, seq, to_json(p.features), p.quiet,
+                                   [real(m) for m in d.merge])
+                for p, (_, d), story, seq in zip(posts, decided, assigned, seqs, strict=True)])
+            stories_db.refresh(conn, sorted(set(assigned) - alone))
         self.pending = dict(zip(seqs, (p.post_id for p in posts), strict=True))
         return assigned
