@@ -510,6 +510,8 @@ def summarize_run(ours: dict[str, Any], reader: dict[str, Any] | None, expected:
         "second_pass_304": ours["served_second"].get("304", 0),
         "peak_rss_mb": ours["cold_watch"]["peak_rss_mb"],
         "peak_rss_second_pass_mb": ours["second_watch"]["peak_rss_mb"],
+        "peak_pss_mb": ours["cold_watch"]["peak_pss_mb"],
+        "peak_pss_by_role_mb": ours["cold_watch"]["peak_pss_by_role_mb"],
         "cpu_seconds": cold_cpu,
         "parse_worker_busy": [p["cpu_seconds"] / ours["cold_seconds"] for p in parse_workers],
         "cpu_utilization_of_all_cores": sum(cold_cpu.values()) / (ours["cold_seconds"] * (os.cpu_count() or 1)),
@@ -526,6 +528,7 @@ def summarize_run(ours: dict[str, Any], reader: dict[str, Any] | None, expected:
             "reader_entries_per_second": reader["entries"] / reader["cold_seconds"],
             "reader_second_pass_seconds": reader["second_seconds"],
             "reader_peak_rss_mb": reader["watch"]["peak_rss_mb"],
+            "reader_peak_pss_mb": reader["watch"]["peak_pss_mb"],
             "reader_others_cpu_share": others_share(reader["watch"]),
             "reader_cpu_ms_per_post": _reader_cpu(reader) * 1000 / max(reader["entries"], 1),
             # reader parses in threads of one process: one core at most
@@ -655,12 +658,15 @@ def print_report(report: dict[str, Any]) -> None:
             ".0f",
             f"{m['cpus']} cores for ours, 1 for reader (GIL)",
         ),
+        # RSS counts a page shared by processes once in each (the fork server's preloaded language
+        # model is in every parse process): the sum overstates the tree. PSS shares each page out.
+        ("peak RSS summed, MB (cold pass)", med["peak_rss_mb"], med.get("reader_peak_rss_mb"), ".0f", ""),
         (
-            "peak RSS, MB (cold pass)",
-            med["peak_rss_mb"],
-            med.get("reader_peak_rss_mb"),
+            "peak PSS, MB (cold pass)",
+            med["peak_pss_mb"],
+            med.get("reader_peak_pss_mb"),
             ".0f",
-            f"< {TARGET_PEAK_MB:.0f} MB: {verdict(med['peak_rss_mb'] < TARGET_PEAK_MB)}",
+            f"< {TARGET_PEAK_MB:.0f} MB: {verdict(med['peak_pss_mb'] < TARGET_PEAK_MB)}",
         ),
     ]
     for label, ours, theirs, fmt, target in rows:

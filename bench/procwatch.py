@@ -2,12 +2,13 @@
 
 Run by bench_ingest.py:  python -m bench.procwatch --root PID [--exclude PID ...] [--also NAME=PID ...]
 
-Every `--interval` seconds it sums the RSS of ROOT and all its descendants, except itself, the
+Every `--interval` seconds it sums the RSS and the PSS of ROOT and all its descendants, except itself, the
 `--exclude`d processes (with their descendants) and any PostgreSQL process. It remembers the CPU time
 of every process it saw. Each line "mark" on its standard input makes it print one JSON line about
 the phase since the previous mark, then start a new phase:
 
     {"seconds": wall time, "samples": n, "peak_rss_mb": peak of the sum, "peak_rss_by_role_mb": {...},
+     "peak_pss_mb": the same of the proportional set sizes (a shared page counted once), "peak_pss_by_role_mb": {...},
      "cpu_seconds": {role: CPU seconds used in the phase}, "processes": [{pid, role, cpu_seconds}, ...]}
 
 "machine_busy_cpu_seconds" counts every process on the machine: minus the roles' CPU it is what
@@ -55,6 +56,8 @@ class Watch:
             self.own_start = mine.user + mine.system
             self.samples = 0
             self.peak = 0
+            self.peak_pss = 0
+            self.peak_pss_by_role: dict[str, int] = defaultdict(int)
             self.peak_by_role: dict[str, int] = defaultdict(int)
             self.cpu_base = {pid: cpu for pid, (_, cpu) in self.cpu_last.items()}
             self.phase_pids: dict[int, str] = {}
@@ -87,12 +90,16 @@ class Watch:
 
     def sample(self) -> None:
         with self.lock:
-            total, by_role = 0, defaultdict(int)
+            total, total_pss, by_role, pss_by_role = 0, 0, defaultdict(int), defaultdict(int)
             for proc, role, counts in self.measured():
                 try:
                     with proc.oneshot():
                         times = proc.cpu_times()
-                        rss = proc.memory_info().rss if counts else 0
+                        if counts:
+                            memory = proc.memory_full_info()
+                            rss, pss = memory.rss, memory.pss
+                        else:
+                            rss = pss = 0
                         created = proc.create_time()
                 except psutil.Error:
                     continue
@@ -102,11 +109,16 @@ class Watch:
                 self.cpu_last[proc.pid] = (role, cpu)
                 self.phase_pids[proc.pid] = role
                 total += rss
+                total_pss += pss
                 by_role[role] += rss
+                pss_by_role[role] += pss
             self.samples += 1
             self.peak = max(self.peak, total)
+            self.peak_pss = max(self.peak_pss, total_pss)
             for role, rss in by_role.items():
                 self.peak_by_role[role] = max(self.peak_by_role[role], rss)
+            for role, pss in pss_by_role.items():
+                self.peak_pss_by_role[role] = max(self.peak_pss_by_role[role], pss)
 
     def report(self) -> dict[str, object]:
         with self.lock:
@@ -127,6 +139,8 @@ class Watch:
                 "machine_idle_cpu_seconds": round(idle, 3),
                 "samples": self.samples,
                 "peak_rss_mb": self.peak / 2**20,
+                "peak_pss_mb": self.peak_pss / 2**20,
+                "peak_pss_by_role_mb": {r: v / 2**20 for r, v in self.peak_pss_by_role.items()},
                 "peak_rss_by_role_mb": {r: v / 2**20 for r, v in self.peak_by_role.items()},
                 "cpu_seconds": {r: round(v, 3) for r, v in cpu_by_role.items()},
                 "processes": processes,
