@@ -138,6 +138,7 @@ POST_COLUMNS = ("id, dedup_key, url, title, author, published_at, updated_at, ht
 def seed(url: str, rows: int) -> None:
     from aggregator.db import facets as facets_db
     from aggregator.db import migrate as migrate_db
+    from aggregator.tagging import load_taxonomy
 
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -167,6 +168,9 @@ def seed(url: str, rows: int) -> None:
             conn.execute(definition)
             print(f"seed: index {name}, {time.monotonic() - started:.0f}s", file=sys.stderr)
         conn.execute("VACUUM ANALYZE")
+        # the taxonomy's regions first, as a web server writes them when it starts: otherwise its
+        # first start finds them changed and every month is counted live until it has rebuilt them
+        facets_db.sync_regions(conn, facets_db.region_definitions(load_taxonomy(None)))
         months = facets_db.refresh(conn, max_months=None)
         print(f"seed: facet rollup of {months} months, {time.monotonic() - started:.0f}s", file=sys.stderr)
         conn.execute("VACUUM ANALYZE facet_months")

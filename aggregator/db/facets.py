@@ -118,19 +118,16 @@ _SAMPLE_KEYS = """
 SEARCH_WINDOW = 20_000  # newest posts whose matches a search's sample is taken from first
 
 
-def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[str] | None:
-    """Facet counts over the newest `newest` matching posts, or None when the rollup answers this
-    filter (then `counts` is exact and cheap). For a filter only live counting can answer (words, a
-    combination), counting every match of a million posts takes seconds; a page shows the mix of
-    the newest matches instead, and says so when the sample was full.
+def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[str]:
+    """Facet counts over the newest `newest` matching posts. Where the rollup does not answer a
+    filter (words, a combination; `rollup_answers`), counting every match of a million posts takes
+    seconds; a page shows the mix of the newest matches instead, and says so when the sample was full.
 
     The newest matches are found by walking the date index, testing each post: cheap for tag
     arrays, not for words (each test reads the post's search vector: 150 ms to find the newest 500
     posts with a word in one of 30). A search therefore first takes its matches among the newest
     SEARCH_WINDOW posts from its word index and the date index together (12 ms); only when they
     are too few (a rarer word, whose index finds it cheaply everywhere) is the whole archive asked."""
-    if rollup_dim(f) is not None:
-        return None
     condition, params = where(f)
     params["newest"] = newest
     if f.q:
@@ -160,13 +157,28 @@ _SAMPLE_OF_RECENT = sql.SQL("""
 """)
 
 
-def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool = False) -> Counter[str]:
+def dirty_months(conn: psycopg.Connection) -> list[date]:
+    """The months changed since the rollup last counted them (counted live until it has)."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT month FROM facet_dirty_months")]
+
+
+def rollup_answers(f: PostFilter, dirty: Sequence[date]) -> bool:
+    """Whether `counts` answers this filter from the rollup, counting live only a few changed months.
+    It does not when its dimension is not rolled up, or when more than MAX_LIVE_MONTHS months changed
+    (after a change of region definitions, every month has until the refresh has rebuilt them):
+    then exact counts mean counting every match, seconds for a common one in a million posts."""
+    return rollup_dim(f) is not None and len(dirty) <= MAX_LIVE_MONTHS
+
+
+def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool = False,
+           dirty: Sequence[date] | None = None) -> Counter[str]:
     """Exact facet counts ('c:KZ' -> posts, …) for the filter, with at least the newest `days` day
     counts (the caller keeps the newest; 0: none needed), and with `regions` the regions' ('r:central-asia').
-    Run it in a REPEATABLE READ transaction: the dirty months and the rollup must be read from one snapshot."""
+    Run it in a REPEATABLE READ transaction: the dirty months and the rollup must be read from one snapshot
+    (`dirty`: the caller's `dirty_months`, read in that transaction)."""
     dim = rollup_dim(f)
-    dirty = [] if dim is None else [r[0] for r in conn.execute("SELECT DISTINCT month FROM facet_dirty_months")]
-    if dim is None or len(dirty) > MAX_LIVE_MONTHS:
+    dirty = dirty_months(conn) if dirty is None and dim is not None else dirty or []
+    if dim is None or not rollup_answers(f, dirty):
         return _fetch(conn, *live_sql(f, regions=regions))
     first, end = _whole_months(f)
     live = [(_at(m), _at(_next_month(m))) for m in dirty if first <= m < end]
@@ -176,7 +188,7 @@ def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool 
         live.append((max(_at(end), f.since or _at(end)), f.until))
     live = [(start, stop) for start, stop in live if start < stop]
     total = _fetch(conn, *live_sql(f, live, regions=regions)) if live else Counter()
-    params = {"dim": dim, "first": first, "end": end, "dirty": dirty, "days": days}
+    params = {"dim": dim, "first": first, "end": end, "dirty": list(dirty), "days": days}
     unbounded = f.since is None and f.until is None
     statement = _ROLLED.format(facets=_ALL_TIME if unbounded else _MONTHS,
                                days=_DAYS_ALL_TIME if unbounded else _DAYS_MONTHS)

@@ -414,12 +414,14 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         token = reader.cache.token()
         query, kept, problems = lenient_query(multi_dict(request.query_params.multi_items()), parse)
         view = View(kept)
-        deferred = facets_db.rollup_dim(query.filter) is None
         with reader.read() as conn:
+            dirty = facets_db.dirty_months(conn)
+            deferred = not facets_db.rollup_answers(query.filter, dirty)
             rows = filters_db.list_posts(conn, query)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
             items = reader.items(conn, view, page, query.filter.q)
-            counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True)
+            counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True,
+                                                                      dirty=dirty)
             names = facets_db.source_names(conn, [int(k[2:]) for k in counts if k.startswith("s:")])
         last = page[-1] if page else None
         older = view.url(cursor=encode_cursor(Cursor(query.sort, last.sort_at, last.id, last.rank))) \
@@ -618,10 +620,13 @@ def trend_json(kind: str, code: str, name: str, start: date, end: date, days: in
 
 def facet_counts(conn: Any, f: PostFilter) -> tuple[Counter[str], bool]:
     """(counts, sampled): exact from the rollup where it answers; else over the newest FACET_SAMPLE
-    matches (sampled is True when there were at least that many, so the page says so)."""
+    matches (sampled is True when there were at least that many, so the page says so). The rollup
+    does not answer while most of it is being rebuilt (a change of region definitions): the pages
+    then show samples for that while instead of counting a million posts on every request."""
+    dirty = facets_db.dirty_months(conn)
+    if facets_db.rollup_answers(f, dirty):
+        return facets_db.counts(conn, f, days=0, regions=True, dirty=dirty), False
     found = facets_db.sampled(conn, f, newest=FACET_SAMPLE)
-    if found is None:
-        return facets_db.counts(conn, f, days=0, regions=True), False
     return found, post_total(found) >= FACET_SAMPLE
 
 

@@ -208,3 +208,33 @@ def test_a_region_of_whole_countries_is_split_by_them(recent: tuple[Database, Se
         data = client.get("/api/v1/trends", params={"region": "caucasus"}).json()
     assert sum(data["total"]) == total[0] > 0
     assert {s["key"] for s in data["series"]} <= set(members) and data["series"]
+
+
+def test_while_the_rollup_is_rebuilt_the_pages_show_samples(recent: tuple[Database, Settings],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change of region definitions marks every month changed until the refresh has rebuilt them.
+    Counting every post live on each request meanwhile timed out on a million posts (the page was
+    a 503): instead the stream defers its counts, and the counts shown are the newest matches'."""
+    from aggregator.web import reader
+
+    db, settings = recent
+    definitions = facets_db.region_definitions(load_taxonomy(None))
+    with TestClient(build_web_app(settings, db)) as client:
+        refresh_once(db, definitions)
+        counted = lxml_html.fromstring(client.get("/").text)
+        assert counted.cssselect("#facets .n") and not counted.cssselect("#facets[hx-get]")
+        with db.connection() as conn:
+            assert facets_db.sync_regions(conn, {**definitions, "north-caucasus": (["RU"], ["chechnya"])})
+        # the few months of this database stand for the many of a large one
+        monkeypatch.setattr(facets_db, "MAX_LIVE_MONTHS", 0)
+        monkeypatch.setattr(reader, "FACET_SAMPLE", 3)
+        stream = client.get("/?sort=published")  # an address not rendered before: not from the page cache
+        page = lxml_html.fromstring(stream.text)
+        assert stream.status_code == 200 and page.cssselect("main li")
+        assert not page.cssselect("#facets .n")
+        assert page.cssselect("#facets[hx-get]")[0].get("hx-get") == "/filters?sort=published"
+        panel = lxml_html.fromstring(client.get("/filters?sort=published", headers={"HX-Request": "true"}).text)
+        assert panel.cssselect("p.facet-count")[0].text_content().startswith("Counts of the newest 3 posts")
+        country = client.get("/countries/RU?sort=published")
+        assert country.status_code == 200 and "More than 3 posts" in country.text
+    refresh_once(db, definitions)
