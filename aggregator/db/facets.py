@@ -177,8 +177,9 @@ def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool 
     Run it in a REPEATABLE READ transaction: the dirty months and the rollup must be read from one snapshot
     (`dirty`: the caller's `dirty_months`, read in that transaction)."""
     dim = rollup_dim(f)
-    dirty = dirty_months(conn) if dirty is None and dim is not None else dirty or []
-    if dim is None or not rollup_answers(f, dirty):
+    if dirty is None:
+        dirty = [] if dim is None else dirty_months(conn)
+    if not rollup_answers(f, dirty):
         return _fetch(conn, *live_sql(f, regions=regions))
     first, end = _whole_months(f)
     live = [(_at(m), _at(_next_month(m))) for m in dirty if first <= m < end]

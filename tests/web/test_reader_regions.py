@@ -4,7 +4,7 @@ rollup, exact before and after a refresh, and kept right by `aggregator retag`."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -208,6 +208,18 @@ def test_a_region_of_whole_countries_is_split_by_them(recent: tuple[Database, Se
         data = client.get("/api/v1/trends", params={"region": "caucasus"}).json()
     assert sum(data["total"]) == total[0] > 0
     assert {s["key"] for s in data["series"]} <= set(members) and data["series"]
+
+
+@pytest.mark.parametrize(("f", "changed", "answers"), [
+    (PostFilter(), 0, True),
+    (PostFilter(countries=("KZ",)), facets_db.MAX_LIVE_MONTHS, True),
+    (PostFilter(topics=("terrorism",)), facets_db.MAX_LIVE_MONTHS + 1, False),  # mostly being rebuilt
+    (PostFilter(countries=("KZ",), topics=("terrorism",)), 0, False),  # no dimension holds the pair
+    (PostFilter(q="border"), 0, False),
+])
+def test_when_the_rollup_answers(f: PostFilter, changed: int, answers: bool) -> None:
+    months = [date(2020 + i // 12, i % 12 + 1, 1) for i in range(changed)]
+    assert facets_db.rollup_answers(f, months) is answers
 
 
 def test_while_the_rollup_is_rebuilt_the_pages_show_samples(recent: tuple[Database, Settings],
