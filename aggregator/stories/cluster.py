@@ -264,6 +264,13 @@ class StoryIndex:
         if features is None or post in self.members:
             return
         first = at if story_first is None or at < story_first else story_first
+        if at < self.newest - self.params.window:
+            # Older than the window of the newest post, it can never be a candidate (candidates are
+            # no older than that, and the newest date only grows): only when its story began is
+            # kept, if the story has members. An archive's first poll leaves no dead weight.
+            if story in self.story_members:
+                self.story_first[story] = min(self.story_first.get(story, first), first)
+            return
         self.story_first[story] = min(self.story_first.get(story, first), first)
         # a tiny post never joins: not worth finding (a feed of a thousand "Item n" posts)
         keys = () if features.tiny else tuple(index_keys(features))

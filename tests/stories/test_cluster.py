@@ -77,3 +77,16 @@ def test_similarity_prefers_the_same_event() -> None:
     assert similarity(DERBENT_EN, DERBENT_RU, p) >= p.threshold
     assert similarity(AIRPORT_EN, NALCHIK_RU, p) < p.threshold
     assert similarity(DERBENT_EN, KABUL_EN, p) < p.threshold
+
+
+def test_a_post_older_than_the_window_of_the_newest_is_never_kept() -> None:
+    """It can never be a candidate again, so an archive's first poll leaves nothing in memory; a
+    story it joins still begins at its date."""
+    day = timedelta(days=1)
+    index = StoryIndex(Params(window=timedelta(hours=72)))
+    index.add(1, DERBENT_EN, T0 + 8 * day)
+    index.add(2, KABUL_EN, T0 + 10 * day)  # the window now reaches back to day 7
+    assert index.add(3, NALCHIK_RU, T0)[0] == 3  # alone, and not kept
+    story, _ = index.add(4, DERBENT_RU, T0 + 6 * day)  # older than the window, within reach of post 1
+    assert story == 1 and sorted(index.members) == [1, 2]
+    assert index.story_first == {1: T0 + 6 * day, 2: T0 + 10 * day}
