@@ -90,9 +90,12 @@ def lock_clustering(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": CLUSTERING_LOCK})
 
 
+_EPOCH = "SELECT epoch FROM story_clustering"
+
+
 def epoch(conn: psycopg.Connection) -> int:
     """Changes whenever assignments were rewritten in place (recluster): a worker then reloads."""
-    row = conn.execute("SELECT epoch FROM story_clustering").fetchone()
+    row = conn.execute(_EPOCH).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -127,17 +130,22 @@ def window_rows(conn: psycopg.Connection, since: datetime) -> Iterator[Clustered
     )
 
 
-_ROWS_SINCE = """
+# Nothing when the epoch changed: the worker loads its whole window then, and a recluster may have
+# rewritten every row after its place.
+_ROWS_SINCE = f"""
     SELECT post_id, story_id, at, story_seq AS seq,
            CASE WHEN story_seq = ANY(%(known)s) THEN NULL ELSE features END AS features, merged
     FROM post_story_keys
-    WHERE story_seq > %(seq)s AND story_id IS NOT NULL
+    WHERE story_seq > %(seq)s AND story_id IS NOT NULL AND ({_EPOCH}) = %(epoch)s
     ORDER BY story_seq
 """
 
+# A turn's places in the clustering order and its story ids, one of each per row.
+_NEXT_IDS = "SELECT nextval(%(order)s::regclass), nextval(%(stories)s::regclass) FROM generate_series(1, %(n)s)"
+
 
 def next_ids(conn: psycopg.Connection, sequence: str, count: int) -> list[int]:
-    """`count` values of a sequence in one round trip (story ids, places in the clustering order)."""
+    """`count` values of a sequence in one round trip (places in the clustering order, story ids)."""
     if count <= 0:
         return []
     rows = conn.execute("SELECT nextval(%(seq)s::regclass) FROM generate_series(1, %(n)s)",
@@ -155,22 +163,21 @@ class TurnStart:
     story_ids: list[int]  # ids for the stories the turn may start (one per post; the unused are skipped)
 
 
-def turn_start(conn: psycopg.Connection, after_seq: int | None, known: Sequence[int], count: int) -> TurnStart:
-    """The epoch, the rows clustered after `after_seq` (none read when it is None: the window will
-    be loaded) and the turn's ids, sent as one pipeline: under the clustering lock every round trip
-    is a wait for every other worker, and in a busy process each also waits for the interpreter
-    lock when its answer comes."""
+def turn_start(conn: psycopg.Connection, after_seq: int | None, epoch: int, known: Sequence[int],
+               count: int) -> TurnStart:
+    """The epoch, the rows clustered after `after_seq` if the epoch is still `epoch` (none read
+    when `after_seq` is None: the window will be loaded) and the turn's ids, in one round trip:
+    under the clustering lock every round trip is a wait for every other worker, and in a busy
+    process each also waits for the interpreter lock when its answer comes. (Results are read after
+    the pipeline ends: fetching inside it would cost a round trip of its own.)"""
     with conn.pipeline():
-        epoch_cur = conn.execute("SELECT epoch FROM story_clustering")
+        epoch_cur = conn.execute(_EPOCH)
         rows_cur = None if after_seq is None else conn.cursor(row_factory=class_row(ClusteredRow)).execute(
-            _ROWS_SINCE, {"seq": after_seq, "known": list(known)})
-        ids_cur = conn.execute(
-            "SELECT nextval(%(order)s::regclass), nextval(%(stories)s::regclass) FROM generate_series(1, %(n)s)",
-            {"order": CLUSTER_ORDER, "stories": STORY_IDS, "n": count})
-        epoch_row = epoch_cur.fetchone()
-        rows = [] if rows_cur is None else rows_cur.fetchall()
-        ids = ids_cur.fetchall()
-    return TurnStart(int(epoch_row[0]) if epoch_row else 0, rows,
+            _ROWS_SINCE, {"seq": after_seq, "epoch": epoch, "known": list(known)})
+        ids_cur = conn.execute(_NEXT_IDS, {"order": CLUSTER_ORDER, "stories": STORY_IDS, "n": count})
+    epoch_row = epoch_cur.fetchone()
+    ids = ids_cur.fetchall()
+    return TurnStart(int(epoch_row[0]) if epoch_row else 0, [] if rows_cur is None else rows_cur.fetchall(),
                      sorted(int(r[0]) for r in ids), sorted(int(r[1]) for r in ids))
 
 

@@ -102,7 +102,7 @@ class StoryWindow:
         """Replay what was clustered since our last turn (or load the window); the index, current.
         `start` is what the turn read on taking the lock (read here when not given)."""
         if start is None:
-            start = stories_db.turn_start(conn, None if self.index is None else self.seq, list(self.pending), 0)
+            start = self._turn_start(conn, 0)
         if self.index is None or start.epoch != self.epoch:
             self.load(conn)
             assert self.index is not None
@@ -122,6 +122,10 @@ class StoryWindow:
         self.pending = {}
         return self.index
 
+    def _turn_start(self, conn: psycopg.Connection, count: int) -> stories_db.TurnStart:
+        return stories_db.turn_start(conn, None if self.index is None else self.seq, self.epoch,
+                                     list(self.pending), count)
+
     def cluster(self, conn: psycopg.Connection, posts: Sequence[ToCluster]) -> list[int]:
         """Put posts into their stories in order, in the caller's transaction; the story id of each."""
         if not posts:
@@ -137,8 +141,7 @@ class StoryWindow:
     def _cluster(self, conn: psycopg.Connection, posts: Sequence[ToCluster]) -> list[int]:
         # Three round trips under the lock (this read, the writes, the commit): each is a wait for
         # every other worker.
-        start = stories_db.turn_start(conn, None if self.index is None else self.seq, list(self.pending),
-                                      len(posts))
+        start = self._turn_start(conn, len(posts))
         index = self.sync(conn, start)
         seqs = start.seqs
         started: list[ToCluster] = []  # posts that start a story, in order

@@ -408,15 +408,19 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
     def stream(request: Request) -> Response:
         """The posts of a view. Its facet counts are on the page when the rollup answers them (no
         filter, one country or one topic); any other view's are counted live from its matches, which
-        costs many times the list, so the page comes without them and loads them from /filters."""
+        costs many times the list, so the page comes without them and loads them from /filters. So
+        does every view while most of the rollup is being rebuilt (a change of region definitions);
+        such a page is not kept, so the counts are on it again once the rollup is whole."""
         if (cached := reader.cached(request)) is not None:
             return cached
         token = reader.cache.token()
         query, kept, problems = lenient_query(multi_dict(request.query_params.multi_items()), parse)
         view = View(kept)
         with reader.read() as conn:
-            dirty = facets_db.dirty_months(conn)
+            dirty = _dirty_months(conn, query.filter)
             deferred = not facets_db.rollup_answers(query.filter, dirty)
+            if _provisional(query.filter, dirty):
+                token = None  # the counts come once the rollup is rebuilt, which changes no post
             rows = filters_db.list_posts(conn, query)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
             items = reader.items(conn, view, page, query.filter.q)
@@ -447,11 +451,12 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         query, kept, problems = lenient_query(multi_dict(request.query_params.multi_items()), parse)
         view = View(kept)
         with reader.read() as conn:
-            counts, sampled = facet_counts(conn, query.filter)
+            counts, sampled, provisional = facet_counts(conn, query.filter)
             names = facets_db.source_names(conn, [int(k[2:]) for k in counts if k.startswith("s:")])
         return reader.page(
-            request, "filters.html", 400 if problems else 200, token, title=_title(reader, query.filter),
-            deferred=True, sampled=sampled, total=post_total(counts), stream_url=view.url("/"),
+            request, "filters.html", 400 if problems else 200, None if provisional else token,
+            title=_title(reader, query.filter), deferred=True, sampled=sampled, total=post_total(counts),
+            stream_url=view.url("/"),
             described=describe(query.filter, _names(reader))[1], facets=reader.facets(view, counts, names),
             map=reader.choropleth(view, counts), map_box=reader.map_box)
 
@@ -523,8 +528,10 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         with reader.read() as conn:
             rows = filters_db.list_posts(conn, replace(query, limit=10))[:10]
             items = reader.items(conn, view, rows, None)
-            counts, sampled = facet_counts(conn, query.filter)
+            counts, sampled, provisional = facet_counts(conn, query.filter)
             names = facets_db.source_names(conn, [int(k[2:]) for k in counts if k.startswith("s:")])
+        if provisional:
+            token = None
         top_sources = sorted(((names.get(int(k[2:]), k[2:]), n, int(k[2:])) for k, n in counts.items()
                               if k.startswith("s:") and n > 0), key=lambda x: (-x[1], x[0]))[:10]
         total = post_total(counts)
@@ -618,16 +625,27 @@ def trend_json(kind: str, code: str, name: str, start: date, end: date, days: in
                        if d >= shown[0]]}
 
 
-def facet_counts(conn: Any, f: PostFilter) -> tuple[Counter[str], bool]:
-    """(counts, sampled): exact from the rollup where it answers; else over the newest FACET_SAMPLE
-    matches (sampled is True when there were at least that many, so the page says so). The rollup
-    does not answer while most of it is being rebuilt (a change of region definitions): the pages
-    then show samples for that while instead of counting a million posts on every request."""
-    dirty = facets_db.dirty_months(conn)
+def facet_counts(conn: Any, f: PostFilter) -> tuple[Counter[str], bool, bool]:
+    """(counts, sampled, provisional): exact from the rollup where it answers; else over the newest
+    FACET_SAMPLE matches (sampled is True when there were at least that many, so the page says so).
+    The rollup does not answer while most of it is being rebuilt (a change of region definitions):
+    the pages then show samples for that while instead of counting a million posts on every
+    request, and are not kept (provisional), since the rebuild that makes them exact changes no post."""
+    dirty = _dirty_months(conn, f)
     if facets_db.rollup_answers(f, dirty):
-        return facets_db.counts(conn, f, days=0, regions=True, dirty=dirty), False
+        return facets_db.counts(conn, f, days=0, regions=True, dirty=dirty), False, False
     found = facets_db.sampled(conn, f, newest=FACET_SAMPLE)
-    return found, post_total(found) >= FACET_SAMPLE
+    return found, post_total(found) >= FACET_SAMPLE, _provisional(f, dirty)
+
+
+def _dirty_months(conn: Any, f: PostFilter) -> list[date]:
+    """The rollup's changed months, read only for a filter the rollup can answer."""
+    return [] if facets_db.rollup_dim(f) is None else facets_db.dirty_months(conn)
+
+
+def _provisional(f: PostFilter, dirty: Sequence[date]) -> bool:
+    """Whether the rollup would answer this filter but is being rebuilt."""
+    return facets_db.rollup_dim(f) is not None and not facets_db.rollup_answers(f, dirty)
 
 
 def post_total(counts: Counter[str]) -> int:

@@ -5,7 +5,9 @@ says, and a rolled-back turn is forgotten; recluster lands where ingest did."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,10 +19,12 @@ from aggregator.db import Database
 from aggregator.db import sources as sources_db
 from aggregator.db import stories as stories_db
 from aggregator.db.sources import SourceSpec
+from aggregator.errors import StorageError
 from aggregator.ingest.fetch import Fetcher
 from aggregator.ingest.pipeline import Pipeline, PollOutcome
 from aggregator.ingest.recluster import recluster
 from aggregator.ingest.story_stage import StoryWindow, ToCluster, features_of, params_from
+from aggregator.stories.features import from_json, to_json
 from tests.stories import samples
 from tests.stories.samples import rss
 from tests.support.feedserver import FeedServer
@@ -250,3 +254,55 @@ def test_a_poll_clusters_only_its_newest_posts_up_to_the_cap(
         ("newest", samples.DERBENT_RU, NOW - timedelta(hours=1))))
     stories = story_of(db)
     assert stories["old"] is None and stories["newer"] is not None and stories["newest"] is not None
+
+
+def test_a_write_failing_inside_the_turn_leaves_nothing_behind(db: Database, settings: Settings) -> None:
+    """The turn's writes go in one pipeline; one of them failing (here a post that is not stored)
+    fails the turn at once, the worker forgets its half-written turn, and the next turn starts
+    from what the database holds."""
+    window = StoryWindow(params_from(settings))
+    features = features_of(*samples.DERBENT_EN, [])
+    with db.connection() as conn:
+        first = insert_post(conn, "first")
+        window.cluster(conn, [ToCluster(first, "t", NOW - timedelta(hours=1), features)])
+    with pytest.raises(StorageError, match="is not present"), db.connection() as conn:
+        window.cluster(conn, [ToCluster(2**40, "t", NOW, features)])  # no such post
+    assert window.index is None
+    with db.connection() as conn:
+        second = insert_post(conn, "second")
+        [story] = window.cluster(conn, [ToCluster(second, "t", NOW, features)])
+    assert window.loads == 2
+    assert story_of(db) == {"first": story, "second": story}
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM post_story_keys").fetchone() == (2,)
+
+
+def test_stored_features_come_back_as_they_were(db: Database, settings: Settings) -> None:
+    """Features are sent as binary JSON: names with quotes, backslashes and non-Latin letters, as
+    a feed may carry them, are read back by the next worker exactly as they were written."""
+    base = features_of(*samples.DERBENT_EN, [])
+    odd = replace(base, names=base.names | {'o"brien', "back\\slash", "quote'd", "абу-\\\"бакр", "tab\there"},
+                  words=base.words + Counter({'say"s': 2, "c:\\path": 1}))
+    window = StoryWindow(params_from(settings))
+    with db.connection() as conn:
+        post = insert_post(conn, "odd")
+        window.cluster(conn, [ToCluster(post, "t", NOW, odd)])
+    with db.connection() as conn:
+        [row] = stories_db.window_rows(conn, NOW - timedelta(days=1))
+    assert row.features == json.loads(json.dumps(to_json(odd)))  # as JSON has it: pairs become lists
+    assert to_json(from_json(row.features)) == to_json(odd)
+
+
+def test_after_a_recluster_a_turn_reads_no_rows_it_would_not_replay(db: Database, settings: Settings) -> None:
+    """A changed epoch makes the worker load its whole window, so the rows since its place (all of
+    a recluster's, perhaps a hundred thousand) are not read under the lock."""
+    window = StoryWindow(params_from(settings))
+    with db.connection() as conn:
+        post = insert_post(conn, "one")
+        window.cluster(conn, [ToCluster(post, "t", NOW, features_of(*samples.DERBENT_EN, []))])
+    with db.connection() as conn:
+        assert [r.post_id for r in stories_db.turn_start(conn, 0, window.epoch, [], 0).rows] == [post]
+        stories_db.bump_epoch(conn)
+        stale = stories_db.turn_start(conn, 0, window.epoch, [], 2)
+    assert stale.epoch == window.epoch + 1 and stale.rows == []
+    assert len(stale.seqs) == len(stale.story_ids) == 2
