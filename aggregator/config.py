@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address the web server (REST API) listens on.")
     http_port: int = Field(default=8000, description="Port the web server listens on.")
     http_workers: int = Field(
-        default=1,
-        description="Web server processes of `aggregator serve` (each with its own pool; 2 suits 2 cores).",
+        default=0, ge=0,
+        description="Web server processes of `aggregator serve`, each with its own pool (rendering a page is "
+        "Python's work, one core per process); 0: one per CPU core, at most 4.",
     )
     db_wait_seconds: float = Field(
         default=5.0,

@@ -19,6 +19,8 @@ import logging
 import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -262,8 +264,19 @@ def _log_signal(signum: int, _frame: object) -> None:
     log.info("web.stopping signal=%s", signal.Signals(signum).name)
 
 
-def _serve_processes(settings: Settings, database_url: str, sock: socket.socket) -> None:
-    """HTTP_WORKERS processes on one socket: the app is CPU-bound in Python, so one process per core."""
+MAX_AUTO_WORKERS = 4  # each process holds up to HTTP_POOL_SIZE connections; PostgreSQL allows 100 by default
+
+
+def web_processes(settings: Settings) -> int:
+    """HTTP_WORKERS, or with 0 one per core this process may run on (at most MAX_AUTO_WORKERS)."""
+    if settings.http_workers:
+        return settings.http_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_WORKERS, cores))
+
+
+def _serve_processes(settings: Settings, database_url: str, sock: socket.socket, workers: int) -> None:
+    """`workers` processes on one socket: the app is CPU-bound in Python, so one process per core."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -272,12 +285,24 @@ def _serve_processes(settings: Settings, database_url: str, sock: socket.socket)
     # at the address it listens on (links in emails name it).
     os.environ.update({"DATABASE_URL": database_url, "AGGREGATOR_HTTP_HOST": settings.http_host,
                        "AGGREGATOR_HTTP_PORT": str(sock.getsockname()[1])})
-    config = uvicorn.Config("aggregator.runtime:web_process_app", factory=True, workers=settings.http_workers,
+    config = uvicorn.Config("aggregator.runtime:web_process_app", factory=True, workers=workers,
                             host=settings.http_host, port=settings.http_port, log_config=None,
                             access_log=False, server_header=False, proxy_headers=True)
-    log.info("web.listening url=%s workers=%d", _url(sock), settings.http_workers)
+    log.info("web.listening url=%s workers=%d", _url(sock), workers)
     Multiprocess(config, sockets=[sock]).run()
     log.info("web.stopped")
+
+
+def _stop_with_parent(parent: int) -> None:
+    """A web process whose parent was killed outright (SIGKILL leaves it no time to stop its
+    processes) stops too, instead of serving on alone and keeping the database it was given in use."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    log.warning("web.parent_gone parent=%d", parent)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+
+
+PARENT_CHECK_SECONDS = 0.5
 
 
 def web_process_app() -> object:
@@ -287,6 +312,7 @@ def web_process_app() -> object:
 
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
+    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     db = open_database(settings, max_size=settings.http_pool_size)  # DATABASE_URL: set by the parent
     atexit.register(db.close)
     return build_web_app(settings, db)
@@ -307,8 +333,8 @@ def run_web(settings: Settings) -> int:
     sock = listen(settings)
     settings = _listening(settings, sock)
     with sock, open_checked_database(settings, max_size=settings.http_pool_size) as db:
-        if settings.http_workers > 1:
-            _serve_processes(settings, db.url, sock)
+        if (workers := web_processes(settings)) > 1:
+            _serve_processes(settings, db.url, sock, workers)
         else:
             _serve(build_web_app(settings, db), settings, sock)
     return 0

@@ -95,3 +95,16 @@ def test_host_and_port_flags_win_over_the_environment(database_url: str, db: Dat
     done = subprocess.run([sys.executable, "-m", "aggregator", "serve", "--port", "70000"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "not a port number" in done.stderr
+
+
+@pytest.mark.parametrize(("setting", "cores", "expected"), [
+    (0, 1, 1), (0, 2, 2), (0, 64, 4),  # one per core, bounded by the connections each holds
+    (1, 8, 1), (6, 2, 6),  # a number set is taken as it is
+])
+def test_web_processes_default_to_one_per_core(setting: int, cores: int, expected: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.config import load_settings
+    from aggregator.runtime import web_processes
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert web_processes(load_settings(http_workers=setting)) == expected
