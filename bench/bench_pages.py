@@ -7,7 +7,7 @@ Run from the project root (the database is bench_api's: seed it first, see bench
 
 Each scenario runs wrk for --warmup seconds unmeasured, then --duration seconds with --connections
 requests in flight: p50 / p99 latency and pages per second, with the default web process count,
-and the CPU time each request cost the web process and PostgreSQL (a figure other work on the
+and the CPU time each request cost the web processes and PostgreSQL (a figure other work on the
 machine does not inflate the way it inflates latency).
 Pages and trend data are kept per process until a post changes, so a repeated address is answered
 from memory; `--cold` turns that cache off to measure what every rendering costs.
@@ -53,20 +53,26 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def with_children(pid: int) -> list[int]:
+    """A process and its children: the web server's processes (one per core by default), or
+    PostgreSQL's postmaster and its backends."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return [pid, *children]
+
+
 def database_pids(pgdata: Path) -> list[int]:
     """The embedded PostgreSQL's processes: its postmaster and every child (the web pool's backends)."""
     try:
         postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return []
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                children.append(int(stat.parent.name))
-        except (OSError, ValueError):
-            continue
-    return [postmaster, *children]
+    return with_children(postmaster)
 
 
 def fetch(url: str, *, gzip_ok: bool = True) -> tuple[int, bytes]:
@@ -120,9 +126,10 @@ def main() -> None:
             # CPU per request of the web process and of PostgreSQL: what wall-clock figures cannot
             # show on a machine that other work shares (the database's only when it is the local one)
             db_pids = [] if args.db else database_pids(Path(args.pgdata))
-            before = cpu_seconds([server.pid]), cpu_seconds(db_pids)
+            web_pids = with_children(server.pid)
+            before = cpu_seconds(web_pids), cpu_seconds(db_pids)
             output = wrk(args.duration)
-            after = cpu_seconds([server.pid]), cpu_seconds(db_pids)
+            after = cpu_seconds(web_pids), cpu_seconds(db_pids)
             measured = parse_wrk(output)
             done = max(1, int(re.search(r"(\d+) requests in", output).group(1)))  # type: ignore[union-attr]
             web_ms, db_ms = (1000 * (a - b) / done for a, b in zip(after, before, strict=True))

@@ -132,11 +132,12 @@ def window_rows(conn: psycopg.Connection, since: datetime) -> Iterator[Clustered
 
 # Nothing when the epoch changed: the worker loads its whole window then, and a recluster may have
 # rewritten every row after its place.
-_ROWS_SINCE = f"""
+_ROWS_SINCE = """
     SELECT post_id, story_id, at, story_seq AS seq,
            CASE WHEN story_seq = ANY(%(known)s) THEN NULL ELSE features END AS features, merged
     FROM post_story_keys
-    WHERE story_seq > %(seq)s AND story_id IS NOT NULL AND ({_EPOCH}) = %(epoch)s
+    WHERE story_seq > %(seq)s AND story_id IS NOT NULL
+      AND (SELECT epoch FROM story_clustering) = %(epoch)s
     ORDER BY story_seq
 """
 
