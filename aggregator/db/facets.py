@@ -193,7 +193,7 @@ def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool 
     unbounded = f.since is None and f.until is None
     statement = _ROLLED.format(facets=_ALL_TIME if unbounded else _MONTHS,
                                days=_DAYS_ALL_TIME if unbounded else _DAYS_MONTHS)
-    total.update({key: int(n) for key, n in conn.execute(statement, params)})
+    total.update(dict(conn.execute(statement, params).fetchall()))  # sums of integers: int already
     return total
 
 
@@ -236,7 +236,7 @@ _ROLLED = sql.SQL("({facets}) UNION ALL ({days})")
 
 
 def _fetch(conn: psycopg.Connection, statement: sql.Composable, params: dict[str, Any]) -> Counter[str]:
-    return Counter({key: int(n) for key, n in conn.execute(statement, params).fetchall()})
+    return Counter(dict(conn.execute(statement, params).fetchall()))  # counts: int already
 
 
 def source_names(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, str]:

@@ -648,8 +648,8 @@ def _provisional(f: PostFilter, dirty: Sequence[date]) -> bool:
 def busiest_sources(conn: Any, counts: Counter[str], n: int) -> list[tuple[int, int, str]]:
     """The `n` sources with the most posts in the counts, (id, posts, name), busiest first (ties: the
     older source): only their names are looked up, where a view's counts may name hundreds."""
-    top = heapq.nlargest(n, ((int(k[2:]), c) for k, c in counts.items() if k.startswith("s:") and c > 0),
-                         key=lambda ic: (ic[1], -ic[0]))
+    top = [(-negative, c) for c, negative in
+           heapq.nlargest(n, ((c, -int(k[2:])) for k, c in counts.items() if k[:2] == "s:" and c > 0))]
     names = facets_db.source_names(conn, [i for i, _ in top])
     return [(i, c, names.get(i, str(i))) for i, c in top]
 
