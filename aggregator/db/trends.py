@@ -20,6 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.range import Range
 
+from aggregator.db.facets import dirty_months
+
 # kind -> (the rollup dimension of the totals, of the split, the array a post's codes are in, the split's array)
 _DIMS = {"country": ("c:", "xc:", "countries", "topics"), "topic": ("t:", "xt:", "topics", "countries"),
          "region": ("r:", "xr:", "", "")}
@@ -50,7 +52,7 @@ def daily(conn: psycopg.Connection, kind: str, code: str, start: date, end: date
     is part of a country). Run it in one REPEATABLE READ transaction, as facet counts are."""
     total_prefix, split_prefix, own, other = _DIMS[kind]
     months = _months(start, end)
-    dirty = {r[0] for r in conn.execute("SELECT DISTINCT month FROM facet_dirty_months")}
+    dirty = set(dirty_months(conn))
     clean = [m for m in months if m not in dirty]
     live = [m for m in months if m in dirty]
     result = Daily()
