@@ -284,7 +284,11 @@ def _serve_processes(settings: Settings, database_url: str, sock: socket.socket,
     # this process resolved (the embedded one included, which this process keeps running), and
     # at the address it listens on (links in emails name it).
     os.environ.update({"DATABASE_URL": database_url, "AGGREGATOR_HTTP_HOST": settings.http_host,
-                       "AGGREGATOR_HTTP_PORT": str(sock.getsockname()[1])})
+                       "AGGREGATOR_HTTP_PORT": str(sock.getsockname()[1]),
+                       # The process the workers must outlive no longer than PARENT_CHECK_SECONDS: read
+                       # by a worker from its environment, not from getppid() once it has started,
+                       # which would be 1 already if this process was killed while it started.
+                       PARENT_PID_VARIABLE: str(os.getpid())})
     config = uvicorn.Config("aggregator.runtime:web_process_app", factory=True, workers=workers,
                             host=settings.http_host, port=settings.http_port, log_config=None,
                             access_log=False, server_header=False, proxy_headers=True)
@@ -303,6 +307,7 @@ def _stop_with_parent(parent: int) -> None:
 
 
 PARENT_CHECK_SECONDS = 0.5
+PARENT_PID_VARIABLE = "AGGREGATOR_WEB_PARENT_PID"  # handed from serve to its web processes, not a setting
 
 
 def web_process_app() -> object:
@@ -312,7 +317,8 @@ def web_process_app() -> object:
 
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
-    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+    parent = int(os.environ.get(PARENT_PID_VARIABLE) or os.getppid())
+    threading.Thread(target=_stop_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     db = open_database(settings, max_size=settings.http_pool_size)  # DATABASE_URL: set by the parent
     atexit.register(db.close)
     return build_web_app(settings, db)

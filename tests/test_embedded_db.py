@@ -160,6 +160,19 @@ def test_the_last_user_killed_outright_still_stops_the_server(
     assert not watchdog.is_running()
 
 
+def test_web_processes_stop_when_serve_is_killed_outright(folder: Folder) -> None:
+    folder.env["AGGREGATOR_HTTP_WORKERS"] = "2"
+    proc, port = start_serve(folder)
+    workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(workers) == 2, [p.cmdline() for p in psutil.Process(proc.pid).children()]
+    proc.kill()
+    proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, f"web processes serving on after their parent was killed: {alive}"
+    with pytest.raises(OSError):
+        ready(port)
+
+
 def test_a_killed_user_does_not_stop_the_server_of_the_live_ones(folder: Folder, feed_server: FeedServer) -> None:
     serve, port = start_serve(folder)
     backfill = start_backfill(folder, feed_server)
