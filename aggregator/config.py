@@ -124,8 +124,9 @@ class Settings(BaseSettings):
     )
     http_pool_size: int = Field(default=10, description="Database connections of one web server process.")
     http_threads: int = Field(
-        default=4, ge=1,
-        description="Requests one web server process works on at once; the rest wait their turn, in order.",
+        default=0, ge=0,
+        description="Requests one web server process works on at once; the rest wait their turn, in order. "
+        "0: one in each process when `aggregator serve` runs several, four in a process that serves alone.",
     )
     http_max_body_bytes: int = Field(
         default=64 * 1024, ge=0,

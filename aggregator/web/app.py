@@ -59,6 +59,7 @@ with the message as plain text, for feed readers to show."""
 
 DOCS_URL = "/docs"
 DOCS_ASSETS = "/docs/assets"
+SOLE_PROCESS_THREADS = 4  # HTTP_THREADS=0 in a process that serves alone (`run`, or one core)
 
 
 def cors_origins(value: str) -> list[str]:
@@ -95,7 +96,10 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Taxonomy | None = 
         # (enough to overlap one request's database wait with another's rendering) more only
         # interleave the answers, each taking longer. Measured on 2 cores with 20 clients of the
         # cold stream: the same 150 pages/s with 4 threads as with anyio's 40, p99 190 ms against 345.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
+        # Where `serve` runs a process per core, the processes overlap one another's waits and one
+        # thread each does best (it sets HTTP_THREADS for them; see runtime._serve_processes).
+        threads = settings.http_threads or SOLE_PROCESS_THREADS
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
         for task in reversed(background):
             task.stop()
