@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -211,10 +212,12 @@ def listen_each(settings: Settings, taken: socket.socket, count: int) -> list[so
     With one socket that every process accepts from, a new connection went to whichever process
     woke first, and its event loop accepted everything waiting: a client's twenty keep-alive
     connections were often split 18 to 2 or 20 to 0, one process doing the work of two while the
-    other idled. With SO_REUSEPORT each process has its own socket and the kernel spreads new
-    connections across them. `taken` (bound without SO_REUSEPORT) was the check that no other
-    program, nor another server of ours, listens on the port: sockets that all set SO_REUSEPORT
-    would share it silently."""
+    other idled. With SO_REUSEPORT each process has its own socket and Linux spreads new
+    connections across them (elsewhere the processes share `taken`, as before). `taken`, bound
+    without SO_REUSEPORT, was the check that no other program, nor another server of ours, listens
+    on the port: sockets that all set SO_REUSEPORT would share it silently."""
+    if not sys.platform.startswith("linux"):
+        return [taken] * count  # BSD's SO_REUSEPORT gives one socket every connection: share `taken`
     port = int(taken.getsockname()[1])
     taken.close()
     sockets: list[socket.socket] = []
