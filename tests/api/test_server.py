@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -158,5 +159,7 @@ def test_a_web_process_that_dies_is_replaced_on_its_socket(database_url: str, db
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: len(set(_connections_by_process(web.pid, web.port)) - {victim}) == 2, 30,
                  what="a replacement web process")
-        for _ in range(20):  # new connections, hashed over both sockets: all answered
-            assert get(f"{web.base}/readyz")["status"] == "ready"
+        for _ in range(20):  # new connections, hashed over both sockets: all answered, those on the
+            # replacement's socket once it has started (they wait in its queue: seconds on a busy machine)
+            with urllib.request.urlopen(f"{web.base}/readyz", timeout=60) as response:
+                assert response.status == 200
