@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.feedserver import FeedServer
 from tests.support.network import free_port, wait_for
+from tests.support.webserver import web_children
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +164,7 @@ def test_the_last_user_killed_outright_still_stops_the_server(
 def test_web_processes_stop_when_serve_is_killed_outright(folder: Folder) -> None:
     folder.env["AGGREGATOR_HTTP_WORKERS"] = "2"
     proc, port = start_serve(folder)
-    workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    workers = web_children(proc.pid)
     assert len(workers) == 2, [p.cmdline() for p in psutil.Process(proc.pid).children()]
     proc.kill()
     proc.wait()

@@ -19,7 +19,7 @@ from tests.api.conftest import DATA, truncate
 from tests.support.feedserver import FeedServer
 from tests.support.network import free_port, wait_for
 from tests.support.webserver import get_json as get
-from tests.support.webserver import web_process
+from tests.support.webserver import web_children, web_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,12 +116,11 @@ def _connections_by_process(web_pid: int, port: int) -> dict[int, int]:
     import psutil
 
     counts = {}
-    for child in psutil.Process(web_pid).children():
+    for child in web_children(web_pid):
         try:
-            if "spawn_main" in " ".join(child.cmdline()):
-                counts[child.pid] = sum(1 for c in child.net_connections("tcp")
-                                        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
-        except psutil.Error:  # a process just killed (a zombie until the server reaps it)
+            counts[child.pid] = sum(1 for c in child.net_connections("tcp")
+                                    if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+        except psutil.Error:  # killed since it was listed
             continue
     return counts
 

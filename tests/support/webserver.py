@@ -62,3 +62,15 @@ def web_process(entry: str, env: Mapping[str, str]) -> Iterator[WebProcess]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def web_children(server_pid: int) -> list[psutil.Process]:
+    """The web processes a server of several spawned, as the process table shows them."""
+    children = []
+    for child in psutil.Process(server_pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                children.append(child)
+        except psutil.Error:  # a process just killed (a zombie until the server reaps it)
+            continue
+    return children
