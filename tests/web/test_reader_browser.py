@@ -104,6 +104,23 @@ def test_a_views_filter_counts_arrive_after_its_posts_with_the_map(watched: Watc
     assert any("/static/region-map.svg" in url for url in watched.requests)
 
 
+def test_counts_that_arrive_later_leave_the_keyboard_focus_where_it_is(watched: Watched) -> None:
+    """The counts panel is held back until the reader has moved with the keyboard; its arrival must
+    not pull the focus away from the post she is on."""
+    page = watched.page
+    held: list[Any] = []
+    page.route(re.compile(r"/filters\?"), lambda route: held.append(route))
+    page.goto("/?country=KZ&topic=terrorism")
+    page.wait_for_function("() => document.querySelector('#facets.htmx-request') !== null")
+    assert held, "the counts panel was not requested"
+    page.keyboard.press("j")
+    on = page.evaluate("document.activeElement.getAttribute('href')")
+    assert on and on.startswith("/posts/")
+    held[0].continue_()
+    page.wait_for_selector("#facets .n")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == on
+
+
 def test_search_highlights_the_matches(watched: Watched) -> None:
     page = watched.page
     page.goto("/")
@@ -165,6 +182,8 @@ def test_the_stream_works_with_the_keyboard_alone(watched: Watched) -> None:
     page.keyboard.type("militants")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"q=militants"))
+    # the new list has settled when focus moves to it; keys pressed before then act on the old list
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'main'")
     page.wait_for_selector("a.post-link")
     page.evaluate("document.activeElement.blur()")
     page.keyboard.press("j")

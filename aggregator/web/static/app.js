@@ -95,10 +95,13 @@
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
     keyboard();
-    document.body.addEventListener("htmx:afterSettle", function () {
-      var main = document.getElementById("main");
-      enhance(main || document);
-      if (main) { main.focus({preventScroll: true}); }  // the clicked link is gone: keep keyboard users in the page
+    document.body.addEventListener("htmx:afterSettle", function (event) {
+      var swapped = event.target;
+      if (!swapped || swapped.nodeType !== 1) { return; }
+      enhance(swapped);
+      // A new view replaced the clicked link: keep keyboard users in the page. A panel that loads
+      // later (the facet counts) must not take the focus from where the reader has moved it.
+      if (swapped.id === "main") { swapped.focus({preventScroll: true}); }
     });
     document.body.addEventListener("htmx:historyRestore", function () { enhance(document.getElementById("main") || document); });
   });
