@@ -72,7 +72,8 @@ def backfill(
         seen.add(url)
         now = datetime.now(UTC)
         result = fetcher.fetch(url)
-        ctx = TagContext(taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics))
+        ctx = TagContext(taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics),
+                         story_features=stories is not None)
         content = parse(result.body, result.final_url, result.content_type, now, ctx)
         report.pages += 1
         report.entries += content.entries_found

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aggregator.stories.features import PostFeatures
     from aggregator.tagging import Tag
 
 
@@ -70,6 +71,9 @@ class Post:
     lang: str | None
     content_hash: str
     tags: tuple[Tag, ...] = ()  # set by the tag stage
+    # what story clustering compares, set by the tag stage when clustering is on (None: the worker
+    # computes them itself); derived from the fields above, so not part of a post's equality
+    story_features: PostFeatures | None = field(default=None, compare=False)
     # Fields the normalizer cut to their caps ("title", "author", "categories", "url"): not stored,
     # reported as a warning of the poll
     fields_cut: tuple[str, ...] = ()

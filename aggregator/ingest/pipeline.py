@@ -105,7 +105,8 @@ def cluster_new(conn: psycopg.Connection, content: FeedContent, stored: posts_db
         chosen = [(pid, post) for pid, post in chosen if pid in keep]
     window.cluster(conn, [
         story_stage.ToCluster(pid, post.title, post.published_at or started,
-                              story_stage.features_of(post.title, post.text, post.tags),
+                              story_stage.features_of(post.title, post.text, post.tags)
+                              if post.story_features is None else post.story_features,
                               story_stage.is_quiet(post.published_at, started, first_poll=first_poll,
                                                    backfill=backfill))
         for pid, post in chosen])
@@ -147,7 +148,8 @@ class Pipeline:
         self.max_entries = settings.max_entries_per_poll
 
     def tag_context(self, source: Source) -> TagContext:
-        return TagContext(self.taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics))
+        return TagContext(self.taxonomy_dir, tuple(source.default_countries), tuple(source.default_topics),
+                          story_features=self.stories is not None)
 
     def update(self, source: Source, owner: str) -> PollOutcome:
         """Poll one claimed source and record the outcome. Never raises."""

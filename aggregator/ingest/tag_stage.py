@@ -1,7 +1,10 @@
 """The tag stage between normalize and store: posts of one feed get their country/topic tags.
 
 It runs where parsing runs (a worker process of the parse pool), so the CPU-bound half of ingest
-is spread over the cores together. Everything passed in and out is picklable.
+is spread over the cores together. Story clustering's features are computed here too when clustering
+is on: they need the tags, and where else they would be computed, the polling worker's one
+interpreter, is what its threads and its clustering turns queue for. Everything passed in and out is
+picklable.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from pathlib import Path
 from aggregator.ingest import language
 from aggregator.ingest.models import FeedContent, Post
 from aggregator.ingest.parse import parse_and_normalize
+from aggregator.stories.features import extract
 from aggregator.tagging import Tag, TagInput, Taxonomy, load_taxonomy, tag_post
+
+# A feed this long is an archive: a poll clusters only its newest posts (story_stage's
+# MAX_CLUSTERED_PER_POLL), so the worker computes features for those alone instead of receiving
+# about 16 KB of them (in memory) for every entry.
+MAX_FEATURES_PER_FEED = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,9 @@ class TagContext:
     taxonomy_dir: str | None = None
     countries: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+    # also compute each post's story features (clustering is on); a feed's known entries get them
+    # too, which costs a parse process a fraction of what tagging them does
+    story_features: bool = False
 
     def taxonomy(self) -> Taxonomy:
         return load_taxonomy(Path(self.taxonomy_dir) if self.taxonomy_dir else None)
@@ -37,6 +49,8 @@ def tag_posts(posts: tuple[Post, ...], ctx: TagContext) -> tuple[tuple[Post, ...
     tagged = tuple(
         replace(p, tags=tuple(tags_for(p.title, p.text, p.categories, ctx, taxonomy))) for p in posts
     )
+    if ctx.story_features and len(tagged) <= MAX_FEATURES_PER_FEED:
+        tagged = tuple(replace(p, story_features=extract(p.title, p.text, p.tags)) for p in tagged)
     return tagged, taxonomy.version
 
 

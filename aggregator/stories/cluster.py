@@ -23,6 +23,7 @@ keys; they only weigh in the score.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -66,26 +67,27 @@ def _cosine(a: PostFeatures, b: PostFeatures) -> float:
     if not a.norm or not b.norm:
         return 0.0
     x, y = a.words, b.words
-    dot = sum(x[k] * y[k] for k in x.keys() & y.keys())  # the few shared words, found in C
+    shared = x.keys() & y.keys()  # the few shared words, found in C; their products summed in C too
+    dot = sum(map(operator.mul, map(x.__getitem__, shared), map(y.__getitem__, shared)))
     return dot / (a.norm * b.norm)
-
-
-def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / min(len(a), len(b)) if a and b else 0.0
 
 
 def similarity(a: PostFeatures, b: PostFeatures, p: Params) -> float:
     """How likely two posts report the same event (roughly 0..2; `threshold` decides)."""
     shared_places = a.places & b.places
+    countries_a, countries_b = a.countries, b.countries
+    # overlap coefficient of the country sets; -1 when either has none (no conflict then)
+    shared_countries = len(countries_a & countries_b) if countries_a and countries_b else -1
     score = (p.content * _cosine(a, b)
              + p.names * min(len(a.names & b.names), p.max_names)
              + p.numbers * min(len(a.numbers & b.numbers), 2)
              + p.dates * min(len(a.dates & b.dates), 2)
-             + p.countries * _overlap(a.countries, b.countries)
+             + p.countries * (shared_countries / min(len(countries_a), len(countries_b))
+                              if shared_countries > 0 else 0.0)
              + p.places * min(len(shared_places), 2))
     if a.places and b.places and not shared_places:
         score -= p.place_conflict
-    if a.countries and b.countries and not a.countries & b.countries:
+    if shared_countries == 0:
         score -= p.place_conflict
     return score
 
@@ -211,17 +213,19 @@ class StoryIndex:
                 del self.story_members[member.story]
                 self.story_first.pop(member.story, None)
 
-    def candidates(self, features: PostFeatures, at: datetime | None = None) -> list[_Member]:
+    def candidates(self, features: PostFeatures, at: datetime | None = None,
+                   keys: Iterable[str] | None = None) -> list[_Member]:
         """Active members sharing the most rare keys with the post, best first, ties by post id
         (within the window of `at` when given: a member left over from lazy expiry is never a
         candidate).
 
         A busy window has hundreds of members sharing one common number with a post, so the
         counting and ranking stay in C: counts by `Counter.update`, then two stable sorts (by post,
-        then by count descending), and the window is checked only on the members taken."""
+        then by count descending), and the window is checked only on the members taken. `keys`:
+        the post's index keys, when the caller has them already."""
         shared: Counter[int] = Counter()
         by_key = self.by_key
-        for key in index_keys(features):
+        for key in index_keys(features) if keys is None else keys:
             posts = by_key.get(key)
             if posts is None:
                 continue
@@ -243,20 +247,22 @@ class StoryIndex:
                     break
         return found
 
-    def decide(self, features: PostFeatures, at: datetime) -> Decision:
+    def decide(self, features: PostFeatures, at: datetime, keys: Iterable[str] | None = None) -> Decision:
         """The story a post joins (without recording it)."""
         self._expire(self.horizon(at) + self.params.window)
         if features.tiny:  # joins nothing (choose would say so after looking)
             return Decision(None, reason="tiny")
-        found = [Candidate(m.story, self.story_first[m.story], m.features) for m in self.candidates(features, at)]
+        found = [Candidate(m.story, self.story_first[m.story], m.features) for m in self.candidates(features, at, keys)]
         return choose(features, found, self.params)
 
     def record(self, post: int, story: int, features: PostFeatures | None, at: datetime,
-               merged: Iterable[int] = (), story_first: datetime | None = None) -> None:
+               merged: Iterable[int] = (), story_first: datetime | None = None,
+               keys: tuple[str, ...] | None = None) -> None:
         """Put a post into a story (after `decide`, or replaying a stored assignment, with the
         stories it merged). Without features (a worker reading back its own assignments, recorded
         already) only the merges are replayed. `story_first`: when the story began, if before this
-        post (a window loaded from the database, whose older posts are not in memory)."""
+        post (a window loaded from the database, whose older posts are not in memory). `keys`: its
+        index keys, when the caller has them already."""
         for other in merged:
             self.move(other, story)
         if self.newest is None or at > self.newest:
@@ -273,7 +279,10 @@ class StoryIndex:
             return
         self.story_first[story] = min(self.story_first.get(story, first), first)
         # a tiny post never joins: not worth finding (a feed of a thousand "Item n" posts)
-        keys = () if features.tiny else tuple(index_keys(features))
+        if features.tiny:
+            keys = ()
+        elif keys is None:
+            keys = tuple(index_keys(features))
         member = _Member(post, story, features, at, keys)
         self.members[post] = member
         self.story_members[story].add(post)
@@ -305,7 +314,8 @@ class StoryIndex:
             new_story: int | None = None) -> tuple[int, Decision]:
         """Decide and record: the post's story id (`new_story`, else its own id, when it starts one)
         and the decision."""
-        decision = self.decide(features, at)
+        keys = () if features.tiny else tuple(index_keys(features))  # once, for finding and filing
+        decision = self.decide(features, at, keys)
         story = decision.story if decision.story is not None else new_story if new_story is not None else post
-        self.record(post, story, features, at, decision.merge)
+        self.record(post, story, features, at, decision.merge, keys=keys)
         return story, decision

@@ -54,6 +54,7 @@ def as_json(content: FeedContent) -> dict[str, Any]:
     result.pop("taxonomy_version", None)
     for post in result["posts"]:
         post.pop("tags", None)
+        post.pop("story_features", None)
     return result
 
 

@@ -20,8 +20,10 @@ import pytest
 
 from aggregator import errors
 from aggregator.errors import ParseError
+from aggregator.ingest import tag_stage
 from aggregator.ingest.parse_pool import ParsePool
-from aggregator.ingest.tag_stage import TagContext
+from aggregator.ingest.story_stage import features_of
+from aggregator.ingest.tag_stage import TagContext, process_body
 
 FEEDS_DIR = Path(__file__).parents[1] / "data" / "feeds"
 FEED = (FEEDS_DIR / "blogger_atom.xml").read_bytes()
@@ -65,6 +67,26 @@ def test_a_parse_error_in_the_pool_arrives_as_a_parse_error_and_the_pool_goes_on
     content = pool(FEED, URL, "application/atom+xml", NOW, TagContext())
     assert content.posts
     assert pool.replaced == 0
+
+
+def test_story_features_come_from_the_pool_only_when_clustering_asks(pool: ParsePool) -> None:
+    """They cross a process boundary: what arrives must be what the worker would compute itself."""
+    asked = pool(FEED, URL, "application/atom+xml", NOW, TagContext(story_features=True))
+    assert asked.posts
+    for post in asked.posts:
+        assert post.story_features is not None
+        assert post.story_features == features_of(post.title, post.text, post.tags)
+    assert all(p.story_features is None for p in pool(FEED, URL, "application/atom+xml", NOW, TagContext()).posts)
+
+
+def test_an_archive_sized_feed_gets_no_story_features_from_the_tag_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the cap the worker computes features only for the posts it clusters, not ~15 KB for
+    every entry of an archive (the cap lowered here to this feed's size)."""
+    posts = process_body(FEED, URL, "application/atom+xml", NOW, TagContext(story_features=True)).posts
+    assert len(posts) > 1 and all(p.story_features is not None for p in posts)
+    monkeypatch.setattr(tag_stage, "MAX_FEATURES_PER_FEED", len(posts) - 1)
+    posts = process_body(FEED, URL, "application/atom+xml", NOW, TagContext(story_features=True)).posts
+    assert all(p.story_features is None for p in posts)
 
 
 def test_a_killed_parse_process_is_replaced(pool: ParsePool) -> None:
