@@ -378,11 +378,20 @@ THREADS_WITH_SIBLINGS = 1  # HTTP_THREADS=0 in each of several web processes
 
 
 def _web_process(sock: socket.socket) -> None:
-    """One web process (spawned): uvicorn serving the app `web_process_app` builds, on `sock`."""
-    import uvicorn
+    """One web process (spawned): uvicorn serving the app `web_process_app` builds, on `sock`.
 
-    config = uvicorn.Config("aggregator.runtime:web_process_app", factory=True, log_config=None,
-                            access_log=False, server_header=False, proxy_headers=True)
+    The app is built here, not by uvicorn's factory: uvicorn reports only a TypeError of a factory
+    as a startup failure, and anything else (no database within DB_START_SECONDS, say) ended the
+    process like a crash, which serve answered by starting it again, and again."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+
+    try:
+        app = web_process_app()
+    except Exception as exc:
+        log.error("web.start_failed error=%s", exc)
+        sys.exit(STARTUP_FAILURE)  # serve stops: a process started again would fail the same way
+    config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False, proxy_headers=True)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -162,3 +162,29 @@ def test_a_web_process_that_dies_is_replaced_on_its_socket(database_url: str, db
             # replacement's socket once it has started (they wait in its queue: seconds on a busy machine)
             with urllib.request.urlopen(f"{web.base}/readyz", timeout=60) as response:
                 assert response.status == 200
+
+
+@pytest.mark.timeout(90)  # restarted forever, serve never returns
+def test_a_web_process_that_cannot_start_stops_serve_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its app cannot be built (here: no database where it was pointed), so it would fail again on
+    every restart: serve must stop with an error instead of restarting it forever."""
+    from aggregator.config import load_settings
+    from aggregator.errors import ConfigError
+    from aggregator.runtime import PARENT_PID_VARIABLE, _bound, _serve_processes, listen_each
+
+    # serve hands its processes their settings through the environment: restored after the test
+    for name in ("DATABASE_URL", "AGGREGATOR_HTTP_HOST", "AGGREGATOR_HTTP_PORT", "AGGREGATOR_HTTP_THREADS",
+                 PARENT_PID_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AGGREGATOR_DB_START_SECONDS", "2")  # how long a process waits for its database
+    settings = load_settings(http_host="127.0.0.1", http_workers=2)
+    sockets = listen_each(settings, _bound("127.0.0.1", free_port()), 2)
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres?connect_timeout=2"
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConfigError, match="a web process could not start"):
+            _serve_processes(settings, nowhere, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert time.monotonic() - started < 30
