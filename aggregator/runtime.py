@@ -409,7 +409,7 @@ PARENT_PID_VARIABLE = "AGGREGATOR_WEB_PARENT_PID"  # handed from serve to its we
 
 
 def web_process_app() -> object:
-    """The app of one web worker process (uvicorn's factory): its own settings and pool."""
+    """The app of one web worker process (built by `_web_process`): its own settings and pool."""
     from aggregator.config import load_settings
     from aggregator.logs import setup_logging
 
