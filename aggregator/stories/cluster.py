@@ -106,6 +106,12 @@ def index_keys(f: PostFeatures) -> Iterator[str]:
             yield f"{prefix}{band}:{hash(f.minhash[band * rows:(band + 1) * rows]) & 0xFFFFFFFF:x}"
 
 
+def _filed_keys(features: PostFeatures) -> tuple[str, ...]:
+    """The keys a member is found by: none for a tiny post, which never joins and is not worth
+    finding (a feed of a thousand "Item n" posts)."""
+    return () if features.tiny else tuple(index_keys(features))
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An active post the new one is compared with: its story, when that story began, its features."""
@@ -278,11 +284,8 @@ class StoryIndex:
                 self.story_first[story] = min(self.story_first.get(story, first), first)
             return
         self.story_first[story] = min(self.story_first.get(story, first), first)
-        # a tiny post never joins: not worth finding (a feed of a thousand "Item n" posts)
-        if features.tiny:
-            keys = ()
-        elif keys is None:
-            keys = tuple(index_keys(features))
+        if keys is None:
+            keys = _filed_keys(features)
         member = _Member(post, story, features, at, keys)
         self.members[post] = member
         self.story_members[story].add(post)
@@ -314,7 +317,7 @@ class StoryIndex:
             new_story: int | None = None) -> tuple[int, Decision]:
         """Decide and record: the post's story id (`new_story`, else its own id, when it starts one)
         and the decision."""
-        keys = () if features.tiny else tuple(index_keys(features))  # once, for finding and filing
+        keys = _filed_keys(features)  # once, for finding and filing
         decision = self.decide(features, at, keys)
         story = decision.story if decision.story is not None else new_story if new_story is not None else post
         self.record(post, story, features, at, decision.merge, keys=keys)
