@@ -223,7 +223,8 @@ def posts_in_window(conn: psycopg.Connection, post_filter: PostFilter, window: W
                          FROM post_sources ps JOIN sources o ON o.id = ps.source_id
                          WHERE ps.post_id = p.id AND ps.source_id IS DISTINCT FROM p.source_id),
                         '{{}}') AS other_sources,
-               h.total, p.published_at IS NULL AS date_estimated, p.story_id
+               h.total, p.published_at IS NULL AS date_estimated,
+               (SELECT k.story_id FROM post_story_keys k WHERE k.post_id = p.id) AS story_id
         FROM hits h JOIN posts p ON p.id = h.id LEFT JOIN sources s ON s.id = p.source_id
         ORDER BY p.sort_at DESC, p.id DESC
     """).format(condition=condition, bounds=bounds)

@@ -90,7 +90,8 @@ def story_heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -
         JOIN posts p ON p.id = st.first_post_id
         LEFT JOIN sources s ON s.id = p.source_id
         WHERE st.merged_into IS NULL
-          AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = st.id AND {condition})
+          AND EXISTS (SELECT 1 FROM post_story_keys k JOIN posts p ON p.id = k.post_id
+                      WHERE k.story_id = st.id AND {condition})
         ORDER BY st.last_seen_at DESC, st.id DESC
         LIMIT %(limit)s
     """).format(condition=condition)
@@ -102,10 +103,11 @@ def story_sources(conn: psycopg.Connection, story_ids: Sequence[int]) -> dict[in
     """The names of each story's sources in the order they reported it."""
     rows = conn.execute(
         """
-        SELECT p.story_id, coalesce(s.name, s.title, s.url)
-        FROM posts p JOIN post_sources ps ON ps.post_id = p.id JOIN sources s ON s.id = ps.source_id
-        WHERE p.story_id = ANY(%(ids)s)
-        ORDER BY p.story_id, p.sort_at, p.id, ps.first_seen_at
+        SELECT k.story_id, coalesce(s.name, s.title, s.url)
+        FROM post_story_keys k JOIN posts p ON p.id = k.post_id
+             JOIN post_sources ps ON ps.post_id = p.id JOIN sources s ON s.id = ps.source_id
+        WHERE k.story_id = ANY(%(ids)s)
+        ORDER BY k.story_id, p.sort_at, p.id, ps.first_seen_at
         """,
         {"ids": list(story_ids)},
     ).fetchall()

@@ -175,8 +175,9 @@ def list_sql(query: PostQuery) -> tuple[sql.Composed, dict[str, Any]]:
         SELECT p.id, p.title, p.url, p.author, p.published_at, p.sort_at, p.updated_at, p.summary, p.lang,
                p.places,
                {text} AS text, s.id AS source_id, coalesce(s.name, s.title, s.url) AS source_name,
-               s.url AS source_url, {rank} AS rank, p.story_id, st.source_count AS story_sources
-        FROM posts p LEFT JOIN sources s ON s.id = p.source_id LEFT JOIN stories st ON st.id = p.story_id
+               s.url AS source_url, {rank} AS rank, sk.story_id, st.source_count AS story_sources
+        FROM posts p LEFT JOIN sources s ON s.id = p.source_id
+             LEFT JOIN post_story_keys sk ON sk.post_id = p.id LEFT JOIN stories st ON st.id = sk.story_id
         WHERE {condition} AND {after}
         ORDER BY {order}
         LIMIT %(limit)s
@@ -209,7 +210,8 @@ def get_post(conn: psycopg.Connection, post_id: int) -> PostDetailRow | None:
     return cur.execute(
         """
         SELECT id, title, url, author, published_at, sort_at, updated_at, summary, lang, places, text, html,
-               categories, first_seen_at, changed_at, taxonomy_version, story_id
+               categories, first_seen_at, changed_at, taxonomy_version,
+               (SELECT k.story_id FROM post_story_keys k WHERE k.post_id = posts.id) AS story_id
         FROM posts WHERE id = %(id)s
         """,
         {"id": post_id},

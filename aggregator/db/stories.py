@@ -207,19 +207,11 @@ def merge_many(conn: psycopg.Connection, merges: dict[int, int]) -> None:
     if not merges:
         return
     params = {"others": list(merges), "survivors": list(merges.values())}
-    conn.execute(  # found through the posts' story index (post_story_keys has none on story_id)
-        """
-        UPDATE post_story_keys k SET story_id = m.survivor
-        FROM unnest(%(others)s::bigint[], %(survivors)s::bigint[]) AS m(other, survivor), posts p
-        WHERE p.story_id = m.other AND k.post_id = p.id
-        """,
-        params,
-    )
     conn.execute(
         """
-        UPDATE posts p SET story_id = m.survivor
+        UPDATE post_story_keys k SET story_id = m.survivor
         FROM unnest(%(others)s::bigint[], %(survivors)s::bigint[]) AS m(other, survivor)
-        WHERE p.story_id = m.other
+        WHERE k.story_id = m.other
         """,
         params,
     )
@@ -233,25 +225,12 @@ def merge_many(conn: psycopg.Connection, merges: dict[int, int]) -> None:
     )
 
 
-def assign_many(conn: psycopg.Connection, posts: Sequence[int], stories: Sequence[int]) -> None:
-    """Put each post into its story."""
-    if not posts:
-        return
-    conn.execute(
-        """
-        UPDATE posts p SET story_id = a.story
-        FROM unnest(%(posts)s::bigint[], %(stories)s::bigint[]) AS a(post, story)
-        WHERE p.id = a.post AND p.story_id IS DISTINCT FROM a.story
-        """,
-        {"posts": list(posts), "stories": list(stories)},
-    )
-
-
 KEYS_CHUNK = 5_000  # replay rows per INSERT (recluster writes a whole archive's)
 
 
 def insert_keys(conn: psycopg.Connection, rows: Sequence[NewKeys]) -> None:
-    """What clustering replays for each post: story, date, place in the order, features, merges.
+    """Each post's story (the one place it is stored: migration 0017), and what clustering replays
+    for it: date, place in the order, features, merges.
 
     An INSERT from arrays, not COPY: a turn sends it in one pipeline with its other writes (COPY
     cannot be pipelined), and each round trip under the clustering lock makes every worker wait. The
@@ -284,15 +263,15 @@ def refresh(conn: psycopg.Connection, story_ids: Sequence[int]) -> None:
             post_count = agg.posts, source_count = agg.sources, first_seen_at = agg.first_at,
             last_seen_at = agg.last_at, first_post_id = agg.first_post, title = agg.title, updated_at = now()
         FROM (
-            SELECT p.story_id,
+            SELECT k.story_id,
                    count(DISTINCT p.id) AS posts,
                    count(DISTINCT ps.source_id) AS sources,
                    min(p.sort_at) AS first_at, max(p.sort_at) AS last_at,
                    (array_agg(p.id ORDER BY p.sort_at, p.id))[1] AS first_post,
                    (array_agg(p.title ORDER BY p.sort_at, p.id) FILTER (WHERE p.title <> ''))[1] AS title
-            FROM posts p LEFT JOIN post_sources ps ON ps.post_id = p.id
-            WHERE p.story_id = ANY(%(ids)s)
-            GROUP BY p.story_id
+            FROM post_story_keys k JOIN posts p ON p.id = k.post_id LEFT JOIN post_sources ps ON ps.post_id = p.id
+            WHERE k.story_id = ANY(%(ids)s)
+            GROUP BY k.story_id
         ) agg
         WHERE s.id = agg.story_id
         """,
@@ -320,8 +299,8 @@ def posts_of(conn: psycopg.Connection, story_id: int) -> list[StoryPostRow]:
         """
         SELECT p.id, p.title, p.url, p.lang, p.sort_at, s.id AS source_id,
                coalesce(s.name, s.title, s.url) AS source_name, s.url AS source_url
-        FROM posts p LEFT JOIN sources s ON s.id = p.source_id
-        WHERE p.story_id = %(id)s
+        FROM post_story_keys k JOIN posts p ON p.id = k.post_id LEFT JOIN sources s ON s.id = p.source_id
+        WHERE k.story_id = %(id)s
         ORDER BY p.sort_at, p.id
         """,
         {"id": story_id},
@@ -339,7 +318,8 @@ def list_stories(conn: psycopg.Connection, query: StoryQuery) -> list[StoryRow]:
     statement = sql.SQL("""
         SELECT s.* FROM stories s
         WHERE s.merged_into IS NULL AND s.source_count >= %(min_sources)s AND {after}
-          AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id AND {condition})
+          AND EXISTS (SELECT 1 FROM post_story_keys k JOIN posts p ON p.id = k.post_id
+                      WHERE k.story_id = s.id AND {condition})
         ORDER BY s.last_seen_at DESC, s.id DESC
         LIMIT %(limit)s
     """).format(after=after, condition=condition)
@@ -351,9 +331,10 @@ def titles_in(conn: psycopg.Connection, story_ids: Sequence[int], lang: str) -> 
     """The first post title in `lang` of each story that has one (a reader's preferred language)."""
     rows = conn.execute(
         """
-        SELECT DISTINCT ON (story_id) story_id, title FROM posts
-        WHERE story_id = ANY(%(ids)s) AND lang = %(lang)s AND title <> ''
-        ORDER BY story_id, sort_at, id
+        SELECT DISTINCT ON (k.story_id) k.story_id, p.title
+        FROM post_story_keys k JOIN posts p ON p.id = k.post_id
+        WHERE k.story_id = ANY(%(ids)s) AND p.lang = %(lang)s AND p.title <> ''
+        ORDER BY k.story_id, p.sort_at, p.id
         """,
         {"ids": list(story_ids), "lang": lang},
     ).fetchall()
@@ -455,15 +436,13 @@ def upsert_stories(conn: psycopg.Connection, origins: Sequence[int], ats: Sequen
 
 def reassign(conn: psycopg.Connection, rows: Sequence[tuple[int, int, list[int]]]) -> None:
     """(post, story, stories it merged) of replayed posts: written where they changed (COPY into a
-    scratch table, then one UPDATE each of posts and post_story_keys)."""
+    scratch table, then one UPDATE of post_story_keys)."""
     conn.execute("CREATE TEMP TABLE story_reassign (post bigint PRIMARY KEY, story bigint NOT NULL, "
                  "merged bigint[] NOT NULL) ON COMMIT DROP")
     with conn.cursor().copy("COPY story_reassign (post, story, merged) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
     conn.execute("ANALYZE story_reassign")
-    conn.execute("UPDATE posts p SET story_id = a.story FROM story_reassign a "
-                 "WHERE p.id = a.post AND p.story_id IS DISTINCT FROM a.story")
     conn.execute("UPDATE post_story_keys k SET story_id = a.story, merged = a.merged FROM story_reassign a "
                  "WHERE k.post_id = a.post AND (k.story_id IS DISTINCT FROM a.story OR k.merged <> a.merged)")
     conn.execute("DROP TABLE story_reassign")
@@ -480,7 +459,7 @@ def prune_empty(conn: psycopg.Connection) -> int:
         """
         DELETE FROM stories s
         WHERE s.merged_into IS NULL
-          AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id)
+          AND NOT EXISTS (SELECT 1 FROM post_story_keys k WHERE k.story_id = s.id)
           AND NOT EXISTS (SELECT 1 FROM stories t WHERE t.merged_into = s.id)
         """
     )
@@ -520,9 +499,9 @@ def daily_story_counts(conn: psycopg.Connection, start: datetime, end: datetime)
     return cur.execute(
         """
         WITH loud AS (
-            SELECT p.story_id, p.sort_at, p.id, p.primary_countries, p.places, p.topics
+            SELECT k.story_id, p.sort_at, p.id, p.primary_countries, p.places, p.topics
             FROM posts p JOIN post_story_keys k ON k.post_id = p.id
-            WHERE NOT k.quiet AND p.story_id IS NOT NULL
+            WHERE NOT k.quiet AND k.story_id IS NOT NULL
               AND p.sort_at >= %(start)s - interval '3 days' AND p.sort_at < %(end)s
         ), firsts AS (
             SELECT DISTINCT ON (story_id) story_id, (sort_at AT TIME ZONE 'UTC')::date AS day, sort_at
@@ -536,7 +515,7 @@ def daily_story_counts(conn: psycopg.Connection, start: datetime, end: datetime)
         FROM firsts f JOIN tags t ON t.story_id = f.story_id
         WHERE f.sort_at >= %(start)s
           AND NOT EXISTS (SELECT 1 FROM posts e JOIN post_story_keys ek ON ek.post_id = e.id
-                          WHERE e.story_id = f.story_id AND NOT ek.quiet AND e.sort_at < %(start)s - interval '3 days')
+                          WHERE ek.story_id = f.story_id AND NOT ek.quiet AND e.sort_at < %(start)s - interval '3 days')
         GROUP BY t.kind, t.code, f.day
         """,
         {"start": start, "end": end},
@@ -551,10 +530,11 @@ def story_titles(conn: psycopg.Connection, kind: str, code: str, day_start: date
         SELECT s.id, s.title FROM stories s
         WHERE s.merged_into IS NULL
           AND (SELECT min(p.sort_at) FROM posts p JOIN post_story_keys k ON k.post_id = p.id
-               WHERE p.story_id = s.id AND NOT k.quiet) >= %(start)s
+               WHERE k.story_id = s.id AND NOT k.quiet) >= %(start)s
           AND (SELECT min(p.sort_at) FROM posts p JOIN post_story_keys k ON k.post_id = p.id
-               WHERE p.story_id = s.id AND NOT k.quiet) < %(end)s
-          AND EXISTS (SELECT 1 FROM posts p WHERE p.story_id = s.id AND %(code)s = ANY(p.{column}))
+               WHERE k.story_id = s.id AND NOT k.quiet) < %(end)s
+          AND EXISTS (SELECT 1 FROM post_story_keys k JOIN posts p ON p.id = k.post_id
+                      WHERE k.story_id = s.id AND %(code)s = ANY(p.{column}))
           AND s.last_seen_at >= %(start)s
         ORDER BY s.source_count DESC, s.id
         LIMIT %(limit)s

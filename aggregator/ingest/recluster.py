@@ -111,7 +111,6 @@ def _write(conn: psycopg.Connection, replay: _Replay, seqs: list[int]) -> None:
     rows = [(post, final(story), [real(m) for m in replay.merged_by[post]]) for post, story in replay.story_of.items()]
     fresh = {post.id for post, _ in replay.unclustered}
     stories_db.reassign(conn, [r for r in rows if r[0] not in fresh])
-    stories_db.assign_many(conn, [r[0] for r in rows if r[0] in fresh], [r[1] for r in rows if r[0] in fresh])
     stories_db.insert_keys(conn, [
         stories_db.NewKeys(post.id, final(replay.story_of[post.id]), post.at, seq, to_json(features), post.quiet,
                            [real(m) for m in replay.merged_by[post.id]])

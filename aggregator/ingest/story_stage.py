@@ -5,8 +5,9 @@ the window in a `StoryIndex` (`StoryWindow`), loaded once when it first clusters
 date at each turn from the rows other workers clustered since its last one (under the clustering
 lock, which orders every turn, so every worker replays the same sequence and decides alike). A
 turn then writes its outcome in a few set-based statements: new stories, merges when a post bridges
-two stories (the older survives, the other redirects), the posts' stories, and what the next
-worker replays (post_story_keys: story, date, place in the order, features, stories merged).
+two stories (the older survives, the other redirects), and each post's row of post_story_keys: its
+story (the only place a post's story is kept, so the post itself is written once) and what the
+next worker replays (date, place in the order, features, stories merged).
 `aggregator recluster` replays stored posts through the same index, so it lands where ingest did.
 """
 
@@ -177,7 +178,6 @@ class StoryWindow:
             stories_db.insert_stories(conn, [stories_db.NewStory(i, p.title, p.post_id, p.at)
                                              for i, p in zip(ids, started, strict=True)])
             stories_db.merge_many(conn, {other: final(other) for other in merges})
-            stories_db.assign_many(conn, [p.post_id for p in posts], assigned)
             stories_db.insert_keys(conn, [
                 stories_db.NewKeys(p.post_id, story, p.at, seq, to_json(p.features), p.quiet,
                                    [real(m) for m in d.merge])

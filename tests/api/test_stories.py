@@ -129,7 +129,8 @@ def test_a_merged_story_redirects_to_the_survivor(api: tuple[Database, TestClien
         assert merged not in [s["id"] for s in client.get("/api/v1/stories").json()["items"]]
     finally:
         with db.connection() as conn:
-            conn.execute("UPDATE posts SET story_id = %s WHERE url LIKE %s", (merged, "%/nalchik"))
+            conn.execute("UPDATE post_story_keys k SET story_id = %s FROM posts p "
+                         "WHERE p.id = k.post_id AND p.url LIKE %s", (merged, "%/nalchik"))
             conn.execute("UPDATE stories SET merged_into = NULL WHERE id = %s", (merged,))
             stories_db.refresh(conn, [survivor, merged])
 

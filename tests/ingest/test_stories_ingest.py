@@ -46,7 +46,8 @@ def poll(db: Database, pipeline: Pipeline, feed_server: FeedServer, path: str, b
 
 def story_of(db: Database) -> dict[str, int | None]:
     with db.connection() as conn:
-        rows = conn.execute("SELECT url, story_id FROM posts ORDER BY id").fetchall()
+        rows = conn.execute("SELECT p.url, k.story_id FROM posts p LEFT JOIN post_story_keys k ON k.post_id = p.id "
+                            "ORDER BY p.id").fetchall()
     return {url.rsplit("/", 1)[-1]: story for url, story in rows}
 
 

@@ -47,7 +47,8 @@ def test_a_merged_story_moves_and_an_unknown_one_is_not_found(api: tuple[Databas
         assert (moved.status_code, moved.headers["location"]) == (301, f"/stories/{survivor}")
     finally:
         with db.connection() as conn:
-            conn.execute("UPDATE posts SET story_id = %s WHERE url LIKE %s", (merged, "%/nalchik"))
+            conn.execute("UPDATE post_story_keys k SET story_id = %s FROM posts p "
+                         "WHERE p.id = k.post_id AND p.url LIKE %s", (merged, "%/nalchik"))
             conn.execute("UPDATE stories SET merged_into = NULL WHERE id = %s", (merged,))
             stories_db.refresh(conn, [survivor, merged])
     assert client.get("/stories/999999").status_code == 404
