@@ -240,7 +240,7 @@ def insert_keys(conn: psycopg.Connection, rows: Sequence[NewKeys]) -> None:
         conn.execute(
             """
             INSERT INTO post_story_keys (post_id, story_id, at, story_seq, features, quiet, merged)
-            SELECT r.post, r.story, r.at, r.seq, r.features::jsonb, r.quiet, r.merged::bigint[]
+            SELECT r.post, r.story, r.at, r.seq, r.features::json, r.quiet, r.merged::bigint[]
             FROM unnest(%(posts)s::bigint[], %(stories)s::bigint[], %(ats)s::timestamptz[], %(seqs)s::bigint[],
                         %(features)b::text[], %(quiet)s::boolean[], %(merged)s::text[])
                  AS r(post, story, at, seq, features, quiet, merged)
