@@ -21,6 +21,7 @@ from aggregator.db.sources import SourceSpec
 from aggregator.errors import ConfigError, DatabaseUnavailable, SchemaVersionError, StorageError
 from aggregator.ingest.models import Post
 from aggregator.sources.registry import sync_feeds_file
+from tests.support.database import fresh_database, server_url
 from tests.support.network import free_port
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -69,6 +70,32 @@ def test_concurrent_migrations_serialize(tmp_path: Path, database_url: str) -> N
     assert sorted(len(r) for r in results) == [0, 0, len(migrate_db.available_migrations())]
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_a_database_from_before_story_membership_moved_keeps_every_posts_story() -> None:
+    """Migration 0017 drops posts.story_id: each post's story must be in post_story_keys after it,
+    whether its row there agreed, disagreed (what readers saw wins) or was missing."""
+    with fresh_database(server_url(), migrate=False) as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(migrate_db._CREATE_TABLE)
+        for migration in migrate_db.available_migrations()[:16]:
+            with conn.transaction():
+                conn.execute(migration.sql.encode())
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                             (migration.version, migration.name))
+        conn.execute("INSERT INTO sources (id, url, poll_interval) VALUES (1, 'https://example.org/feed', 3600)")
+        conn.execute("INSERT INTO stories (id, origin_post_id, first_seen_at, last_seen_at) "
+                     "SELECT i, i, %(at)s, %(at)s FROM generate_series(1, 3) AS i", {"at": NOW})
+        conn.execute("INSERT INTO posts (id, dedup_key, title, published_at, html, text, summary, content_hash, "
+                     "source_id, first_seen_at, story_id) SELECT i, 'k' || i, 't', %(at)s, '', '', '', 'h' || i, 1, "
+                     "%(at)s, CASE WHEN i < 4 THEN i END FROM generate_series(1, 4) AS i", {"at": NOW})
+        conn.execute("INSERT INTO post_story_keys (post_id, story_id, at, story_seq, features) "
+                     "VALUES (1, 1, %(at)s, 1, '{}'), (2, 3, %(at)s, 2, '{}')", {"at": NOW})
+        assert migrate_db.migrate(conn)[0] == "0017_story_membership.sql"
+        rows = conn.execute("SELECT p.id, k.story_id FROM posts p LEFT JOIN post_story_keys k ON k.post_id = p.id "
+                            "ORDER BY p.id").fetchall()
+        assert rows == [(1, 1), (2, 2), (3, 3), (4, None)]
+        assert conn.execute("SELECT count(*) FROM information_schema.columns "
+                            "WHERE table_name = 'posts' AND column_name = 'story_id'").fetchone() == (0,)
 
 
 def test_refuses_a_database_newer_than_the_code(db: Database) -> None:
