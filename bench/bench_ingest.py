@@ -3,6 +3,7 @@
 Run from the project root (see bench/README.md):
 
     python -m bench.bench_ingest [--copies 10] [--feeds-dir DIR] [--skip-reader] [--runs 3] [--no-stories] [--json]
+    python -m bench.bench_ingest --skip-reader --skip-options --runs 6 --stories-drop   # what clustering costs
 
 What it does, in order:
 1. Serves every feed file of DIR (default ../shared/data/feeds) under COPIES URLs on 127.0.0.1 from a
@@ -59,6 +60,7 @@ LOOPBACK = "127.0.0.1"
 TARGET_RATIO = 4.0
 TARGET_SECOND_PASS_SECONDS = 2.0
 TARGET_PEAK_MB = 400.0
+TARGET_STORIES_DROP = 0.15  # clustering may cost cold ingest at most this share of its throughput
 
 
 class BenchTimeout(Exception):
@@ -577,12 +579,20 @@ def run_benchmark(args: argparse.Namespace, stack: ExitStack) -> dict[str, Any]:
         report["parser_options"] = parser_options_table(bodies)
     del bodies
     for number in range(args.runs):
+        if args.stories_drop:
+            report.setdefault("stories_drop", []).append(
+                paired_drop(urls, server_url, tmp, args, server, watch, first_with=number % 2 == 0))
+            print(f"run {number + 1}/{args.runs}: " + drop_line(report["stories_drop"][-1]), file=sys.stderr,
+                  flush=True)
+            continue
         ours = run_ours(urls, server_url, tmp, args, server, watch)
         reader = None if args.skip_reader else run_reader(urls, tmp, args.reader_workers, args.timeout, watch)
         run = {"ours": ours, "reader": reader, "summary": summarize_run(ours, reader, report["expected"])}
         report["runs"].append(run)
         if not args.json:
             print(f"run {number + 1}/{args.runs}: " + one_line(run["summary"]), file=sys.stderr, flush=True)
+    if args.stories_drop:
+        return report
     summaries = [r["summary"] for r in report["runs"]]
     report["median"] = {
         key: median_of(summaries, key)
@@ -592,6 +602,36 @@ def run_benchmark(args: argparse.Namespace, stack: ExitStack) -> dict[str, Any]:
     if args.profile:
         report["profile"] = run_profile(urls, server_url, tmp, args)
     return report
+
+
+def paired_drop(urls: list[str], server_url: str, tmp: Path, args: argparse.Namespace, server: Any, watch: Any,
+                *, first_with: bool) -> dict[str, float]:
+    """One cold pass with clustering and one without, back to back (which goes first alternates
+    between runs): the machine's drift, which moves whole runs by more than clustering costs, falls
+    on both halves of a pair alike."""
+    rates: dict[bool, float] = {}
+    for stories in ((True, False) if first_with else (False, True)):
+        ours = run_ours(urls, server_url, tmp, argparse.Namespace(**(vars(args) | {"no_stories": not stories})),
+                        server, watch)
+        rates[stories] = ours["posts"] / ours["cold_seconds"]
+    return {"with": rates[True], "without": rates[False], "drop": 1 - rates[True] / rates[False]}
+
+
+def drop_line(pair: dict[str, float]) -> str:
+    return f"{pair['with']:.0f} entries/s with clustering, {pair['without']:.0f} without: a drop of {pair['drop']:.1%}"
+
+
+def print_drops(report: dict[str, Any]) -> None:
+    pairs = report["stories_drop"]
+    drops = sorted(p["drop"] for p in pairs)
+    print(f"Clustering's cost to cold ingest  {report['date']}  ({len(pairs)} pairs of runs)")
+    print(f"code: {report['code']}")
+    m = report["machine"]
+    print(f"machine: {m['cpus']} CPUs, {m['cpu_model']}, Python {m['python']}, PostgreSQL {m['postgresql']}")
+    for pair in pairs:
+        print("  " + drop_line(pair))
+    print(f"drop: median {statistics.median(drops):.1%}, range {drops[0]:.1%} to {drops[-1]:.1%} "
+          f"(target: at most {TARGET_STORIES_DROP:.0%})")
 
 
 def one_line(s: dict[str, Any]) -> str:
@@ -753,6 +793,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fetch-concurrency", type=int, default=16, help="Settings.fetch_concurrency")
     parser.add_argument("--no-stories", action="store_true",
                         help="ingest without story clustering (Settings.stories=False): what clustering costs")
+    parser.add_argument("--stories-drop", action="store_true",
+                        help="each run is a pair, with and without clustering back to back: report the drop")
     parser.add_argument(
         "--per-host-concurrency", type=int, default=0, help="Settings.per_host_concurrency (0: the setting's default)"
     )
@@ -793,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
         args.save.write_text(json.dumps(report, indent=2, default=str) + "\n")
     if args.json:
         print(json.dumps(report, indent=2, default=str))
+    elif args.stories_drop:
+        print_drops(report)
     else:
         print_report(report)
     return 0
