@@ -309,8 +309,10 @@ def web_processes(settings: Settings) -> int:
 def _serve_processes(settings: Settings, database_url: str, sockets: list[socket.socket]) -> None:
     """A web process per socket (the app is CPU-bound in Python: one process per core), each
     accepting only from its own, until SIGINT/SIGTERM. A process that dies is started again on the
-    same socket, where the connections that arrived meanwhile wait; one that fails while starting
-    (its app could not be built) stops them all, as it would fail again."""
+    same socket, where the connections that arrived meanwhile wait. One of the first processes that
+    fails while starting (its app could not be built) stops them all: the settings are wrong, and it
+    would fail again. A replacement that fails while starting (the database is down longer than
+    DB_START_SECONDS, say) is tried again with a growing delay, while the others serve on."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -342,26 +344,43 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    processes = [start(sock) for sock in sockets]
+    processes: list[multiprocessing.process.BaseProcess | None] = [start(sock) for sock in sockets]
+    replacing = [False] * len(sockets)  # the process on this socket replaces one that died
+    delays = [0.0] * len(sockets)  # before the next try of a replacement that failed to start
+    due = [0.0] * len(sockets)  # when a socket left without a process gets one (monotonic)
     log.info("web.listening url=%s workers=%d", _url(sockets[0]), len(processes))
     failed = None
     try:
         while not stopping.is_set():
-            wait([p.sentinel for p in processes], timeout=PARENT_CHECK_SECONDS)
+            now = time.monotonic()
             for i, process in enumerate(processes):
-                if process.exitcode is None or stopping.is_set():
+                if process is None and due[i] <= now:
+                    processes[i] = start(sockets[i])
+            waits = [due[i] - now for i, p in enumerate(processes) if p is None]
+            wait([p.sentinel for p in processes if p is not None],
+                 timeout=max(0.0, min([PARENT_CHECK_SECONDS, *waits])))
+            for i, process in enumerate(processes):
+                if process is None or process.exitcode is None or stopping.is_set():
                     continue
-                if process.exitcode == STARTUP_FAILURE:
+                if process.exitcode == STARTUP_FAILURE and not replacing[i]:
                     failed = f"a web process could not start (exit status {process.exitcode}); see its log above"
                     stopping.set()
                     break
-                log.warning("web.process_died pid=%s exit=%s", process.pid, process.exitcode)
-                processes[i] = start(sockets[i])
+                if process.exitcode == STARTUP_FAILURE:
+                    delays[i] = min(MAX_RESTART_DELAY, max(1.0, delays[i] * 2))
+                    log.warning("web.restart_failed pid=%s again_in=%.0fs", process.pid, delays[i])
+                else:
+                    delays[i] = 0.0
+                    log.warning("web.process_died pid=%s exit=%s", process.pid, process.exitcode)
+                replacing[i] = True
+                processes[i] = None
+                due[i] = time.monotonic() + delays[i]
     finally:
-        for process in processes:
+        running = [p for p in processes if p is not None]
+        for process in running:
             if process.exitcode is None:
                 process.terminate()  # uvicorn's graceful shutdown: requests in flight are answered
-        for process in processes:
+        for process in running:
             process.join(STOP_GRACE_SECONDS)
             if process.exitcode is None:
                 process.kill()
@@ -374,6 +393,7 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
 
 
 STOP_GRACE_SECONDS = 30
+MAX_RESTART_DELAY = 30.0  # seconds between tries of a replacement web process that fails to start
 THREADS_WITH_SIBLINGS = 1  # HTTP_THREADS=0 in each of several web processes
 
 
@@ -390,7 +410,7 @@ def _web_process(sock: socket.socket) -> None:
         app = web_process_app()
     except Exception as exc:
         log.error("web.start_failed error=%s", exc)
-        sys.exit(STARTUP_FAILURE)  # serve stops: a process started again would fail the same way
+        sys.exit(STARTUP_FAILURE)  # serve stops if this was its first start, else tries again later
     config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False, proxy_headers=True)
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from aggregator.db import Database
@@ -113,8 +114,6 @@ def test_web_processes_default_to_one_per_core(setting: int, cores: int, expecte
 
 def _connections_by_process(web_pid: int, port: int) -> dict[int, int]:
     """Established connections on `port` held by each web process of the server `web_pid` started."""
-    import psutil
-
     counts = {}
     for child in web_children(web_pid):
         try:
@@ -162,6 +161,55 @@ def test_a_web_process_that_dies_is_replaced_on_its_socket(database_url: str, db
             # replacement's socket once it has started (they wait in its queue: seconds on a busy machine)
             with urllib.request.urlopen(f"{web.base}/readyz", timeout=60) as response:
                 assert response.status == 200
+
+
+def running(pid: int) -> bool:
+    """Whether the process runs (a child that exited stays a zombie until it is waited for)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_replacement_that_cannot_reach_the_database_is_tried_again_until_it_can(
+        database_url: str, db: Database, tmp_path: Path) -> None:
+    """A web process dies while the database is away: its replacement cannot start, which must not
+    stop serve (the other process serves on) and must not be the end of it: once the database is
+    back, a replacement starts and answers."""
+    from tests.support.tcpproxy import DatabaseProxy
+
+    with DatabaseProxy(database_url) as proxy:
+        env = {"DATABASE_URL": proxy.url, "AGGREGATOR_FEEDS_FILE": str(tmp_path / "none.yaml"),
+               "AGGREGATOR_HTTP_WORKERS": "2", "AGGREGATOR_DB_START_SECONDS": "1"}
+        with web_process("run_web", env) as web:
+            first = {p.pid for p in web_children(web.pid)}
+            assert len(first) == 2
+            proxy.cut()
+            os.kill(min(first), signal.SIGKILL)
+            seen: set[int] = set()
+
+            def replacements_failed() -> bool:
+                assert running(web.pid), "serve stopped"
+                now = {p.pid for p in web_children(web.pid)} - first
+                seen.update(now)
+                return len(seen - now) >= 2  # two replacements came and went
+
+            wait_for(replacements_failed, 60, what="two replacements that could not start")
+            assert max(first) in {p.pid for p in web_children(web.pid)}, "the other process serves on"
+            proxy.restore()
+
+            def both_answer() -> bool:  # new connections, hashed over both sockets
+                try:
+                    for _ in range(20):
+                        with urllib.request.urlopen(f"{web.base}/readyz", timeout=30) as response:
+                            if response.status != 200:
+                                return False
+                except OSError:  # 503 while the survivor's pool reconnects; a socket nobody serves
+                    return False
+                return True
+
+            wait_for(both_answer, 120, what="a replacement that starts once the database is back")
+            assert running(web.pid)
 
 
 @pytest.mark.timeout(90)  # restarted forever, serve never returns
