@@ -256,6 +256,15 @@ class Settings(BaseSettings):
         return self.data_dir / "pgdata"
 
 
+def request_threads(configured: int, processes: int) -> int:
+    """HTTP_THREADS, or what 0 means: four threads in a process that serves alone (`run`, or one
+    core), one in each when `serve` runs several, which overlap one another's waits for the database
+    (more threads per process then only contend for the interpreter: fewer pages, longer tails)."""
+    if configured:
+        return configured
+    return 4 if processes == 1 else 1
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment and the settings file, with explicit overrides on top."""
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aggregator.config import Settings
+from aggregator.config import Settings, request_threads
 from aggregator.db import Database, open_database
 from aggregator.db import fetch_log as fetch_log_db
 from aggregator.db import migrate as migrate_db
@@ -323,9 +323,7 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
     # at the address it listens on (links in emails name it).
     os.environ.update({"DATABASE_URL": database_url, "AGGREGATOR_HTTP_HOST": settings.http_host,
                        "AGGREGATOR_HTTP_PORT": str(sockets[0].getsockname()[1]),
-                       # A process per core overlaps one another's waits for the database: more threads
-                       # in each only contend for the interpreter (measured: fewer pages, longer tails).
-                       "AGGREGATOR_HTTP_THREADS": str(settings.http_threads or THREADS_WITH_SIBLINGS),
+                       "AGGREGATOR_HTTP_THREADS": str(request_threads(settings.http_threads, len(sockets))),
                        # The process the workers must outlive no longer than PARENT_CHECK_SECONDS: read
                        # by a worker from its environment, not from getppid() once it has started,
                        # which would be 1 already if this process was killed while it started.
@@ -394,7 +392,6 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
 
 STOP_GRACE_SECONDS = 30
 MAX_RESTART_DELAY = 30.0  # seconds between tries of a replacement web process that fails to start
-THREADS_WITH_SIBLINGS = 1  # HTTP_THREADS=0 in each of several web processes
 
 
 def _web_process(sock: socket.socket) -> None:

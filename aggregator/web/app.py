@@ -18,7 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
 
 from aggregator import __version__
-from aggregator.config import Settings
+from aggregator.config import Settings, request_threads
 from aggregator.db import Database
 from aggregator.db import migrate as migrate_db
 from aggregator.query import Vocabulary
@@ -59,7 +59,6 @@ with the message as plain text, for feed readers to show."""
 
 DOCS_URL = "/docs"
 DOCS_ASSETS = "/docs/assets"
-SOLE_PROCESS_THREADS = 4  # HTTP_THREADS=0 in a process that serves alone (`run`, or one core)
 
 
 def cors_origins(value: str) -> list[str]:
@@ -98,7 +97,7 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Taxonomy | None = 
         # cold stream: the same 150 pages/s with 4 threads as with anyio's 40, p99 190 ms against 345.
         # Where `serve` runs a process per core, the processes overlap one another's waits and one
         # thread each does best (it sets HTTP_THREADS for them; see runtime._serve_processes).
-        threads = settings.http_threads or SOLE_PROCESS_THREADS
+        threads = request_threads(settings.http_threads, 1)
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
         for task in reversed(background):

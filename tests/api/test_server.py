@@ -112,6 +112,17 @@ def test_web_processes_default_to_one_per_core(setting: int, cores: int, expecte
     assert web_processes(load_settings(http_workers=setting)) == expected
 
 
+@pytest.mark.parametrize(("setting", "processes", "expected"), [
+    (0, 1, 4),  # a process serving alone overlaps a request's database wait with another's rendering
+    (0, 2, 1), (0, 4, 1),  # processes overlap one another's waits: more threads only contend
+    (3, 1, 3), (3, 2, 3),  # a number set is taken as it is
+])
+def test_request_threads_per_web_process(setting: int, processes: int, expected: int) -> None:
+    from aggregator.config import request_threads
+
+    assert request_threads(setting, processes) == expected
+
+
 def _connections_by_process(web_pid: int, port: int) -> dict[int, int]:
     """Established connections on `port` held by each web process of the server `web_pid` started."""
     counts = {}
