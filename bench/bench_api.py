@@ -10,7 +10,8 @@ Run from the project root:
 running in --pgdata; `stop` stops it) through COPY: posts whose text is generated from a
 Zipf-distributed vocabulary mixed with the real feed texts of ../shared/data/feeds, published over
 eight years, with tags drawn from a regional distribution (Russia in a third of the posts,
-Turkmenistan in 2 %), tag rows with scores, and 300 sources. Indexes are built after the load, then
+Turkmenistan in 2 %), tag rows with scores, 300 sources, and every post in a story (a fourth of them
+a second report of the story before). Indexes are built after the load, then
 VACUUM ANALYZE and the monthly facet rollup.
 `run` starts `aggregator serve` (aggregator.runtime.run_web) against it in its own process and, per
 scenario, runs wrk (Debian: apt-get install wrk) for --warmup seconds unmeasured, then for
@@ -143,7 +144,7 @@ def seed(url: str, rows: int) -> None:
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         migrate_db.migrate(conn)
-        conn.execute("TRUNCATE fetch_log, post_sources, post_tags, posts, sources RESTART IDENTITY CASCADE")
+        conn.execute("TRUNCATE fetch_log, post_sources, post_tags, posts, sources, stories RESTART IDENTITY CASCADE")
         indexes = conn.execute("""SELECT indexname, indexdef FROM pg_indexes
                                   WHERE tablename IN ('posts', 'post_tags', 'post_sources')
                                     AND indexdef NOT LIKE '%UNIQUE%'""").fetchall()
@@ -167,6 +168,8 @@ def seed(url: str, rows: int) -> None:
         for name, definition in indexes:
             conn.execute(definition)
             print(f"seed: index {name}, {time.monotonic() - started:.0f}s", file=sys.stderr)
+        _stories(conn)
+        print(f"seed: stories, {time.monotonic() - started:.0f}s", file=sys.stderr)
         conn.execute("VACUUM ANALYZE")
         # the taxonomy's regions first, as a web server writes them when it starts: otherwise its
         # first start finds them changed and every month is counted live until it has rebuilt them
@@ -175,6 +178,21 @@ def seed(url: str, rows: int) -> None:
         print(f"seed: facet rollup of {months} months, {time.monotonic() - started:.0f}s", file=sys.stderr)
         conn.execute("VACUUM ANALYZE facet_months")
     print(f"seed: done, {rows} posts in {time.monotonic() - started:.0f}s", file=sys.stderr)
+
+
+def _stories(conn: psycopg.Connection) -> None:
+    """Every post in a story, as ingest leaves them (a row of post_story_keys each), so pages pay for
+    looking up a post's story and its "N sources": one post in four is a second outlet's report of
+    the post before it. No features: pages never read them."""
+    conn.execute("""INSERT INTO stories (id, title, origin_post_id, first_post_id, first_seen_at, last_seen_at,
+                                         post_count, source_count)
+                    SELECT id, title, id, id, sort_at, sort_at, 1, 1 FROM posts WHERE id % 4 <> 1 OR id = 1""")
+    conn.execute("""INSERT INTO post_story_keys (post_id, story_id, at, story_seq, features, quiet)
+                    SELECT id, CASE WHEN id % 4 = 1 AND id > 1 THEN id - 1 ELSE id END, sort_at, id, '{}', true
+                    FROM posts""")
+    conn.execute("UPDATE stories SET post_count = 2, source_count = 2 WHERE id % 4 = 0")
+    conn.execute("SELECT setval('stories_id_seq', (SELECT max(id) FROM stories)), "
+                 "setval('story_seq', (SELECT max(id) FROM posts))")
 
 
 def _copy(conn: psycopg.Connection, posts: io.StringIO, tags: io.StringIO, links: io.StringIO) -> None:
