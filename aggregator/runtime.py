@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ from aggregator.errors import ConfigError
 from aggregator.logs import failures_logged
 
 if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
     from apscheduler.schedulers.base import BaseScheduler
     from fastapi import FastAPI
 
@@ -342,39 +345,33 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    processes: list[multiprocessing.process.BaseProcess | None] = [start(sock) for sock in sockets]
-    replacing = [False] * len(sockets)  # the process on this socket replaces one that died
-    delays = [0.0] * len(sockets)  # before the next try of a replacement that failed to start
-    due = [0.0] * len(sockets)  # when a socket left without a process gets one (monotonic)
-    log.info("web.listening url=%s workers=%d", _url(sockets[0]), len(processes))
+    slots = [_Slot(sock, start(sock)) for sock in sockets]
+    log.info("web.listening url=%s workers=%d", _url(sockets[0]), len(slots))
     failed = None
     try:
         while not stopping.is_set():
             now = time.monotonic()
-            for i, process in enumerate(processes):
-                if process is None and due[i] <= now:
-                    processes[i] = start(sockets[i])
-            waits = [due[i] - now for i, p in enumerate(processes) if p is None]
-            wait([p.sentinel for p in processes if p is not None],
+            for slot in slots:
+                if slot.process is None and slot.due <= now:
+                    slot.process = start(slot.sock)
+            waits = [slot.due - now for slot in slots if slot.process is None]
+            wait([slot.process.sentinel for slot in slots if slot.process is not None],
                  timeout=max(0.0, min([PARENT_CHECK_SECONDS, *waits])))
-            for i, process in enumerate(processes):
+            for slot in slots:
+                process = slot.process
                 if process is None or process.exitcode is None or stopping.is_set():
                     continue
-                if process.exitcode == STARTUP_FAILURE and not replacing[i]:
+                if process.exitcode == STARTUP_FAILURE and not slot.replacing:
                     failed = f"a web process could not start (exit status {process.exitcode}); see its log above"
                     stopping.set()
                     break
-                if process.exitcode == STARTUP_FAILURE:
-                    delays[i] = min(MAX_RESTART_DELAY, max(1.0, delays[i] * 2))
-                    log.warning("web.restart_failed pid=%s again_in=%.0fs", process.pid, delays[i])
+                slot.ended(process.exitcode == STARTUP_FAILURE)
+                if slot.delay:
+                    log.warning("web.restart_failed pid=%s again_in=%.0fs", process.pid, slot.delay)
                 else:
-                    delays[i] = 0.0
                     log.warning("web.process_died pid=%s exit=%s", process.pid, process.exitcode)
-                replacing[i] = True
-                processes[i] = None
-                due[i] = time.monotonic() + delays[i]
     finally:
-        running = [p for p in processes if p is not None]
+        running = [slot.process for slot in slots if slot.process is not None]
         for process in running:
             if process.exitcode is None:
                 process.terminate()  # uvicorn's graceful shutdown: requests in flight are answered
@@ -392,6 +389,22 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
 
 STOP_GRACE_SECONDS = 30
 MAX_RESTART_DELAY = 30.0  # seconds between tries of a replacement web process that fails to start
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One socket of `serve` and the web process on it (None: waiting `due` to start one)."""
+
+    sock: socket.socket
+    process: BaseProcess | None
+    replacing: bool = False  # the process replaces one that ended: a failed start is tried again
+    delay: float = 0.0  # before the next try, after a replacement failed to start (doubling)
+    due: float = 0.0  # when the next process starts (monotonic)
+
+    def ended(self, failed_start: bool) -> None:
+        """Its process ended: start another at once after a crash, later after a failed start."""
+        self.delay = min(MAX_RESTART_DELAY, max(1.0, self.delay * 2)) if failed_start else 0.0
+        self.replacing, self.process, self.due = True, None, time.monotonic() + self.delay
 
 
 def _web_process(sock: socket.socket) -> None:
