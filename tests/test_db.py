@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 import time
@@ -108,6 +109,21 @@ def test_refuses_a_database_newer_than_the_code(db: Database) -> None:
                 migrate_db.migrate(conn)
         finally:
             conn.execute("DELETE FROM schema_migrations WHERE version = 9999")
+
+
+def test_a_long_posts_search_vector_stays_in_its_row_and_only_its_body_moves_out(db: Database) -> None:
+    """A search walking the date index reads each post's vector: from the row, not through TOAST."""
+    rng = random.Random(3)
+    text = " ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=8)) for _ in range(400))
+    sid = add_source(db, "https://example.org/feed")
+    with db.connection() as conn:
+        posts_db.upsert_for_source(conn, sid, [make_post(1, html=f"<p>{text}</p>", text=text)], NOW)
+        toast = conn.execute("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'posts'::regclass"
+                             ).fetchone()[0]  # type: ignore[index]
+        moved = conn.execute(f"SELECT count(DISTINCT chunk_id) FROM {toast}").fetchone()[0]  # type: ignore[index]
+        vector = conn.execute("SELECT pg_column_size(search) FROM posts").fetchone()[0]  # type: ignore[index]
+    assert vector > 2000  # too big for the row by PostgreSQL's default rule: it would have moved out
+    assert moved == 2  # the html and the text
 
 
 def test_upsert_is_idempotent(db: Database) -> None:
