@@ -2,9 +2,9 @@
 
 Two ways to the same numbers:
 - live: read the matching posts through the filter's indexes and group them four ways; cheap for
-  selective filters (a rare country, country + topic, a search), slow for a third of the archive;
-- rolled up: for no filter, one country or one topic, sum the monthly counts of facet_months
-  (migration 0003) for whole months, and count live only what the rollup cannot answer: the
+  selective filters (a rare country, a search), slow for a third of the archive;
+- rolled up: for no filter, one country, one topic, or one country and one topic (migration 0020),
+  sum the monthly counts of facet_months (migration 0003) for whole months, and count live only what the rollup cannot answer: the
   partial months at the edges of since/until and the months changed since the last refresh.
 Both give exact counts; `refresh` only decides how much has to be counted live. The same monthly
 rebuild also keeps the trend dimensions that aggregator.db.trends reads (posts per day and topic of
@@ -55,9 +55,14 @@ _FACET_KEYS_WITH_REGIONS = _FACET_KEYS + " || " + _REGIONS_OF_POST
 
 
 def rollup_dim(f: PostFilter) -> str | None:
-    """The facet_months dimension that answers this filter alone, or None when only live counting can."""
-    if f.q or f.langs or f.sources or f.regions or f.places or len(f.countries) + len(f.topics) > 1:
+    """The facet_months dimension that answers this filter alone, or None when only live counting can.
+    A country and a topic together (an analyst's most usual view) have a dimension of their own,
+    for the posts that mention both: without it, a page sampled the newest 500 of their matches on
+    every request, 30 ms of the server's time on a million posts."""
+    if f.q or f.langs or f.sources or f.regions or f.places or len(f.countries) > 1 or len(f.topics) > 1:
         return None
+    if f.countries and f.topics:
+        return None if f.role == "primary" else f"ct:{f.countries[0]}|{f.topics[0]}"
     if f.countries:
         return ("p:" if f.role == "primary" else "c:") + f.countries[0]
     return "t:" + f.topics[0] if f.topics else ""
@@ -254,7 +259,8 @@ _REBUILD_MONTH = sql.SQL("""
          unnest(ARRAY['']::text[]
                 || array(SELECT 'c:' || c FROM unnest(p.countries) AS c)
                 || array(SELECT 'p:' || c FROM unnest(p.primary_countries) AS c)
-                || array(SELECT 't:' || t FROM unnest(p.topics) AS t)) AS dim,
+                || array(SELECT 't:' || t FROM unnest(p.topics) AS t)
+                || array(SELECT 'ct:' || c || '|' || t FROM unnest(p.countries) AS c, unnest(p.topics) AS t)) AS dim,
          unnest({keys}) AS key
     WHERE p.sort_at >= %(start)s AND p.sort_at < %(end)s
     GROUP BY dim, key

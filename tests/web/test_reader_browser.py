@@ -92,15 +92,15 @@ def test_the_filter_lives_in_the_url_and_matches_the_api(watched: Watched, site:
 
 
 def test_a_views_filter_counts_arrive_after_its_posts_with_the_map(watched: Watched) -> None:
-    """A view the rollup cannot count (country + topic) shows its posts with the filters uncounted;
-    htmx then swaps in the counts and the map, without moving the page or changing its URL."""
+    """A view the rollup cannot count (country + topic + language) shows its posts with the filters
+    uncounted; htmx then swaps in the counts and the map, without moving the page or changing its URL."""
     page = watched.page
-    page.goto("/?country=KZ&topic=terrorism")
+    page.goto("/?country=KZ&topic=terrorism&lang=en")
     page.wait_for_selector("#facets .n")
     assert page.locator("#facets[hx-get]").count() == 0
     assert page.locator("svg.map use").count() > 10
     assert page.locator("section[aria-labelledby=facet-topics] a[aria-current]").count() == 1
-    assert query_of(page.url) == {"country": ["KZ"], "topic": ["terrorism"]}
+    assert query_of(page.url) == {"country": ["KZ"], "topic": ["terrorism"], "lang": ["en"]}
     assert any("/static/region-map.svg" in url for url in watched.requests)
 
 
@@ -110,7 +110,7 @@ def test_counts_that_arrive_later_leave_the_keyboard_focus_where_it_is(watched: 
     page = watched.page
     held: list[Any] = []
     page.route(re.compile(r"/filters\?"), lambda route: held.append(route))
-    page.goto("/?country=KZ&topic=terrorism")
+    page.goto("/?country=KZ&topic=terrorism&lang=en")
     page.wait_for_function("() => document.querySelector('#facets.htmx-request') !== null")
     assert held, "the counts panel was not requested"
     page.keyboard.press("j")

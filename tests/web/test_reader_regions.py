@@ -81,6 +81,10 @@ def test_region_facets_come_from_the_rollup_once_it_is_refreshed(corpus: Corpus)
             assert any(k.startswith("r:") for k in live)
             assert {k: n for k, n in rolled.items() if k.startswith("r:")} == \
                 {k: n for k, n in live.items() if k.startswith("r:")}
+        pair = PostFilter(countries=("RU",), topics=("terrorism",))
+        assert facets_db.rollup_dim(pair) == "ct:RU|terrorism"
+        rolled = facets_db.counts(conn, pair, days=1000, regions=True)
+        assert rolled["c:RU"] > 0 and rolled == facets_db._fetch(conn, *facets_db.live_sql(pair, regions=True))
     page = corpus.client.get("/regions/north-caucasus")
     assert "Chechnya" in page.text and "Dagestan" in page.text  # its places are listed
 
@@ -214,7 +218,9 @@ def test_a_region_of_whole_countries_is_split_by_them(recent: tuple[Database, Se
     (PostFilter(), 0, True),
     (PostFilter(countries=("KZ",)), facets_db.MAX_LIVE_MONTHS, True),
     (PostFilter(topics=("terrorism",)), facets_db.MAX_LIVE_MONTHS + 1, False),  # mostly being rebuilt
-    (PostFilter(countries=("KZ",), topics=("terrorism",)), 0, False),  # no dimension holds the pair
+    (PostFilter(countries=("KZ",), topics=("terrorism",)), 0, True),  # the pair's own dimension
+    (PostFilter(countries=("KZ",), topics=("terrorism",), role="primary"), 0, False),  # no dimension holds it
+    (PostFilter(countries=("KZ", "RU"), topics=("terrorism",)), 0, False),
     (PostFilter(q="border"), 0, False),
 ])
 def test_when_the_rollup_answers(f: PostFilter, changed: int, answers: bool) -> None:
