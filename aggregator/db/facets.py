@@ -4,8 +4,9 @@ Two ways to the same numbers:
 - live: read the matching posts through the filter's indexes and group them four ways; cheap for
   selective filters (a rare country, a search), slow for a third of the archive;
 - rolled up: for no filter, one country, one topic, or one country and one topic (migration 0020),
-  sum the monthly counts of facet_months (migration 0003) for whole months, and count live only what the rollup cannot answer: the
-  partial months at the edges of since/until and the months changed since the last refresh.
+  sum the monthly counts of facet_months (migration 0003) for whole months, and count live only
+  what the rollup cannot answer: the partial months at the edges of since/until and the months
+  changed since the last refresh.
 Both give exact counts; `refresh` only decides how much has to be counted live. The same monthly
 rebuild also keeps the trend dimensions that aggregator.db.trends reads (posts per day and topic of
 a country, per day and country of a topic, per day and member place or country of a region).
