@@ -335,3 +335,15 @@ def test_a_server_that_is_not_there_fails_the_start_after_the_start_wait() -> No
     with pytest.raises(StorageError, match="cannot connect to the database"):
         Database(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", start_seconds=1.0)
     assert 0.9 <= time.monotonic() - started < 10
+
+
+def test_rows_built_by_position_refuse_columns_out_of_the_fields_order(db: Database) -> None:
+    from aggregator.db.post_filters import TagRow, _in_order
+
+    with db.connection() as conn:
+        row = conn.cursor(row_factory=_in_order(TagRow)).execute(
+            "SELECT 7 AS post_id, 'country' AS kind, 'KZ' AS code, 'primary' AS role, 2.5::float8 AS score, "
+            "NULL::jsonb AS evidence").fetchone()
+        assert row == TagRow(7, "country", "KZ", "primary", 2.5, None)
+        with pytest.raises(TypeError, match="not the fields of TagRow"):
+            conn.cursor(row_factory=_in_order(TagRow)).execute("SELECT 'country' AS kind, 7 AS post_id")

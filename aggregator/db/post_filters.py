@@ -14,13 +14,13 @@ post was first seen (an undated post is placed by its arrival, which never chang
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import BaseRowFactory, RowMaker, args_row, class_row
 
 from aggregator.query import Cursor, PostFilter, PostQuery
 
@@ -189,20 +189,39 @@ def list_sql(query: PostQuery) -> tuple[sql.Composed, dict[str, Any]]:
     return statement, {**params, **after_params, "limit": query.limit + 1}
 
 
+def _in_order(cls: type[Any]) -> BaseRowFactory[Any]:
+    """Rows as instances of a dataclass whose fields the query's columns are, in order: built from
+    positional values (a page's ~250 rows cost 0.2 ms as keyword arguments, class_row's way). The
+    column names are checked against the fields once a query, so a reordered SELECT fails loudly."""
+    names = tuple(f.name for f in fields(cls))
+    positional = args_row(cls)
+
+    def factory(cursor: Any) -> RowMaker[Any]:
+        columns = tuple(c.name for c in cursor.description or ())
+        if columns != names[:len(columns)]:
+            raise TypeError(f"columns {columns} are not the fields of {cls.__name__} in order")
+        return positional(cursor)
+
+    return factory
+
+
 def list_posts(conn: psycopg.Connection, query: PostQuery) -> list[PostRow]:
     statement, params = list_sql(query)
-    return conn.cursor(row_factory=class_row(PostRow)).execute(statement, params).fetchall()
+    return conn.cursor(row_factory=_in_order(PostRow)).execute(statement, params).fetchall()
 
 
 def tags_of(conn: psycopg.Connection, post_ids: Sequence[int], *, evidence: bool) -> list[TagRow]:
     """Tags of these posts, countries first, strongest first."""
-    statement = sql.SQL("""
-        SELECT post_id, kind, code, role, score, {evidence} AS evidence
-        FROM post_tags WHERE post_id = ANY(%(ids)s)
-        ORDER BY post_id, kind, score DESC, code
-    """).format(evidence=sql.SQL("evidence" if evidence else "NULL::jsonb"))
-    cur = conn.cursor(row_factory=class_row(TagRow))
-    return cur.execute(statement, {"ids": list(post_ids)}).fetchall()
+    cur = conn.cursor(row_factory=_in_order(TagRow))
+    return cur.execute(_TAGS_WITH_EVIDENCE if evidence else _TAGS, {"ids": list(post_ids)}).fetchall()
+
+
+_TAGS = """
+    SELECT post_id, kind, code, role, score, NULL::jsonb AS evidence
+    FROM post_tags WHERE post_id = ANY(%(ids)s)
+    ORDER BY post_id, kind, score DESC, code
+"""
+_TAGS_WITH_EVIDENCE = _TAGS.replace("NULL::jsonb AS evidence", "evidence")
 
 
 def get_post(conn: psycopg.Connection, post_id: int) -> PostDetailRow | None:
