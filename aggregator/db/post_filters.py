@@ -213,7 +213,9 @@ def list_posts(conn: psycopg.Connection, query: PostQuery) -> list[PostRow]:
 def tags_of(conn: psycopg.Connection, post_ids: Sequence[int], *, evidence: bool) -> list[TagRow]:
     """Tags of these posts, countries first, strongest first."""
     cur = conn.cursor(row_factory=_in_order(TagRow))
-    return cur.execute(_TAGS_WITH_EVIDENCE if evidence else _TAGS, {"ids": list(post_ids)}).fetchall()
+    if evidence:
+        return cur.execute(_TAGS_WITH_EVIDENCE, {"ids": list(post_ids)}).fetchall()
+    return cur.execute(_TAGS, {"ids": list(post_ids)}).fetchall()
 
 
 _TAGS = """
@@ -221,7 +223,11 @@ _TAGS = """
     FROM post_tags WHERE post_id = ANY(%(ids)s)
     ORDER BY post_id, kind, score DESC, code
 """
-_TAGS_WITH_EVIDENCE = _TAGS.replace("NULL::jsonb AS evidence", "evidence")
+_TAGS_WITH_EVIDENCE = """
+    SELECT post_id, kind, code, role, score, evidence
+    FROM post_tags WHERE post_id = ANY(%(ids)s)
+    ORDER BY post_id, kind, score DESC, code
+"""
 
 
 def get_post(conn: psycopg.Connection, post_id: int) -> PostDetailRow | None:
