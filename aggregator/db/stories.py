@@ -527,12 +527,12 @@ def story_titles(conn: psycopg.Connection, kind: str, code: str, day_start: date
     """The stories behind a count: first non-quiet post on that day, tagged `kind`/`code`."""
     column = {"country": "primary_countries", "place": "places", "topic": "topics"}[kind]
     statement = sql.SQL("""
-        SELECT s.id, s.title FROM stories s
+        SELECT s.id, s.title
+        FROM stories s,
+             LATERAL (SELECT min(p.sort_at) AS at FROM posts p JOIN post_story_keys k ON k.post_id = p.id
+                      WHERE k.story_id = s.id AND NOT k.quiet) AS first_loud
         WHERE s.merged_into IS NULL
-          AND (SELECT min(p.sort_at) FROM posts p JOIN post_story_keys k ON k.post_id = p.id
-               WHERE k.story_id = s.id AND NOT k.quiet) >= %(start)s
-          AND (SELECT min(p.sort_at) FROM posts p JOIN post_story_keys k ON k.post_id = p.id
-               WHERE k.story_id = s.id AND NOT k.quiet) < %(end)s
+          AND first_loud.at >= %(start)s AND first_loud.at < %(end)s
           AND EXISTS (SELECT 1 FROM post_story_keys k JOIN posts p ON p.id = k.post_id
                       WHERE k.story_id = s.id AND %(code)s = ANY(p.{column}))
           AND s.last_seen_at >= %(start)s
