@@ -4,7 +4,7 @@
 -- table's TOAST storage, largest first. The search vector compresses worst, so it was usually the
 -- first to go: a search that walks the date index and tests each post's vector then fetched every
 -- vector through the TOAST index, about five buffer reads a post instead of one (2.2 ms to find the
--- 30 newest posts with a common word among a million, 0.6 ms with the vector in the row).
+-- 30 newest posts with a common word among a million, 0.4-0.5 ms with the vector in the row).
 -- MAIN keeps a value in the row, compressed, unless the row would not fit a page at all; the body
 -- stays EXTENDED, so it is what moves out. Small values are MAIN too: otherwise a row still too big
 -- after the body moved out would have its tag arrays moved out before its vector, and every
