@@ -347,3 +347,26 @@ def test_rows_built_by_position_refuse_columns_out_of_the_fields_order(db: Datab
         assert row == TagRow(7, "country", "KZ", "primary", 2.5, None)
         with pytest.raises(TypeError, match="not the fields of TagRow"):
             conn.cursor(row_factory=_in_order(TagRow)).execute("SELECT 'country' AS kind, 7 AS post_id")
+
+
+@pytest.mark.parametrize(("words", "parsed"), [
+    ("border", "'border'"),  # the same in all three configurations: looked up once
+    ("borders", "'border' | 'borders'"),  # English stems it, Russian and 'simple' keep it
+    ("Казахстане", "'казахстан' | 'казахстане'"),  # Russian stems it; English and 'simple' keep it
+])
+def test_a_search_is_parsed_once_per_distinct_reading(db: Database, words: str, parsed: str) -> None:
+    """A word read alike by every configuration must not be looked up three times in the word index."""
+    with db.connection() as conn:
+        got = conn.execute("SELECT search_query(%s)::text", [words]).fetchone()[0]  # type: ignore[index]
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM posts p WHERE p.search @@ search_query(%s)", [words]).fetchall())
+    assert sorted(got.split(" | ")) == sorted(parsed.split(" | "))
+    assert "search_query" not in plan  # computed when planned: the index sees the words themselves
+
+
+def test_a_search_of_stop_words_only_finds_nothing_and_fails_nothing(db: Database) -> None:
+    sid = add_source(db, "https://example.org/feed")
+    with db.connection() as conn:
+        posts_db.upsert_for_source(conn, sid, [make_post(1, text="the and of", title="The")], NOW)
+        found = conn.execute("SELECT count(*) FROM posts p WHERE p.search @@ search_query('the of')").fetchone()
+    assert found == (0,)

@@ -13,20 +13,16 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
-from aggregator.db.post_filters import TS_CONFIGS
-
 _OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
 # The configuration a post is indexed with (migration 0012), so its matches are found as the search found them.
 _HEADLINES = sql.SQL("""
     SELECT p.id, ts_headline({config}, p.title, query, %(options)s),
            ts_headline({config}, p.summary, query, %(options)s)
-    FROM posts p, (SELECT {query} AS query) AS parsed
+    FROM posts p, (SELECT search_query(%(q)s) AS query) AS parsed
     WHERE p.id = ANY(%(ids)s)
 """).format(
     config=sql.SQL("""CASE WHEN p.lang = 'ru' THEN 'russian'::regconfig WHEN p.lang = 'en' OR p.lang IS NULL
                       THEN 'english'::regconfig ELSE 'simple'::regconfig END"""),
-    query=sql.SQL(" || ").join(sql.SQL("websearch_to_tsquery({}::regconfig, %(q)s)").format(sql.Literal(c))
-                               for c in TS_CONFIGS),
 )
 
 

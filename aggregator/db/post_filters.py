@@ -25,12 +25,10 @@ from psycopg.rows import BaseRowFactory, RowMaker, args_row, class_row
 from aggregator.query import Cursor, PostFilter, PostQuery
 
 # posts.search indexes each post with its language's configuration (migration 0011): a query is parsed
-# with each of them and the three are OR-ed, so "Казахстан" finds "Казахстане" in Russian posts,
-# "sanction" finds "sanctions" in English ones, and a Kazakh word finds itself in a 'simple' post.
-TS_CONFIGS = ("english", "russian", "simple")
-_TSQUERY = sql.SQL("({})").format(sql.SQL(" || ").join(
-    sql.SQL("websearch_to_tsquery({}::regconfig, {})").format(sql.Literal(c), sql.Placeholder("q"))
-    for c in TS_CONFIGS))
+# with each of them and the distinct results OR-ed (search_query, migration 0022), so "Казахстан" finds
+# "Казахстане" in Russian posts, "sanction" finds "sanctions" in English ones, and a Kazakh word finds
+# itself in a 'simple' post.
+_TSQUERY = sql.SQL("search_query(%(q)s)")
 _RANK = sql.SQL("ts_rank(p.search, {}, 1)").format(_TSQUERY)  # 1: divided by 1 + log(length)
 
 
