@@ -269,3 +269,23 @@ def test_while_the_rollup_is_rebuilt_the_pages_show_samples(recent: tuple[Databa
         assert not panel.cssselect("p.facet-count") or \
             not panel.cssselect("p.facet-count")[0].text_content().startswith("Counts of the newest")
     refresh_once(db, definitions)
+
+
+@pytest.mark.parametrize("f", [PostFilter(q="border"), PostFilter(countries=("KZ",), topics=("terrorism",)),
+                               PostFilter(), PostFilter(regions=("central-asia",), langs=("en",))])
+def test_a_sample_holding_every_match_counts_as_live_counting_does(corpus: Corpus, f: PostFilter) -> None:
+    """The sampled counts (a search, a combination) are the live counts of the posts sampled: every
+    kind of key, regions included, once per post."""
+    with corpus.db.connection() as conn:
+        live = facets_db._fetch(conn, *facets_db.live_sql(f, regions=True))
+        sampled = facets_db.sampled(conn, f, newest=100_000)
+    assert any(k.startswith("r:") for k in live) and any(k.startswith("s:") for k in live)
+    assert sampled == {k: n for k, n in live.items() if not k.startswith("d:")}
+
+
+def test_a_sample_counts_a_region_of_places_by_the_places_its_posts_name(recent: tuple[Database, Settings]) -> None:
+    db, _ = recent
+    with db.connection() as conn:
+        sampled = facets_db.sampled(conn, PostFilter(countries=("RU",)), newest=100_000)
+    total, _ = region_posts(db, ["chechnya", "dagestan", "ingushetia"])
+    assert sampled["r:north-caucasus"] == total > 0
