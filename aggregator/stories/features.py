@@ -143,9 +143,25 @@ def _content_keys(word: str) -> tuple[str, ...]:
     return tuple(sorted(name_keys(word) - _STOP_KEYS))
 
 
+@lru_cache(maxsize=200_000)
+def _token(token: str) -> tuple[tuple[str, ...], bool]:
+    """A token's content keys (none for a word under four letters) and whether it is written as a
+    name is: capitalized, or an acronym of up to six letters."""
+    if len(token) < 4:
+        return (), False
+    capitalized = (token[0].isupper() and not token.isupper()) or (token.isupper() and len(token) <= 6)
+    return _content_keys(token), capitalized
+
+
 def _numbers(text: str) -> frozenset[str]:
     found = set()
-    for match in _NUMBER.finditer(text):
+    end = 0
+    # A number starts a run of digits: the pattern is tried there only (tried at every character, its
+    # look-behind made it an eighth of a post's features). A run inside the last number is part of it.
+    for run in _DIGITS.finditer(text):
+        if run.start() < end or (match := _NUMBER.match(text, run.start())) is None:
+            continue
+        end = match.end()
         whole = re.sub(r"[ ,\u00a0]", "", match.group(1))
         value = f"{int(whole)}.{match.group(2)}" if match.group(2) else str(int(whole))
         if match.group(2) is None and (1900 <= int(whole) <= 2100 or int(whole) < 2):
@@ -195,6 +211,12 @@ def _word_hash(word: str) -> int:
     return _hash(word, 0)
 
 
+@lru_cache(maxsize=200_000)
+def _token_hash(token: str) -> int:
+    """The hash of a token as written, lower-cased (what `minhash` hashes)."""
+    return _word_hash(token.lower())
+
+
 def _mix(h: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer, element-wise: every bit of the result depends on every bit of `h`."""
     h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -208,10 +230,14 @@ def minhash(tokens: list[str]) -> tuple[int, ...]:
     Scheme 2: each word is hashed once (and cached: news repeats its words), a shingle's hash is a
     mix of its words' hashes at their places, all in numpy. Scheme 1 hashed every shingle's text
     with blake2b, ~1,000 calls for a long article and a third of its features' cost."""
-    count = len(tokens) - SHINGLE + 1
+    return _signature(np.fromiter(map(_word_hash, tokens), dtype=np.uint64, count=len(tokens)))
+
+
+def _signature(words: np.ndarray) -> tuple[int, ...]:
+    """`minhash` of the tokens whose hashes these are."""
+    count = len(words) - SHINGLE + 1
     if count < 8:
         return ()
-    words = np.fromiter((_word_hash(t) for t in tokens), dtype=np.uint64, count=len(tokens))
     shingles = words[:count] * _PLACES[0]
     for place in range(1, SHINGLE):
         shingles += words[place:place + count] * _PLACES[place]  # wraps modulo 2^64, as meant
@@ -252,15 +278,18 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
     """The features of a post from its title, text and the tagger's tags."""
     body = f"{title}\n{text}" if title else text
     tokens = _WORD.findall(body)
+    # Each distinct token once, in the order tokens first appear (so the keys are counted, and
+    # stored, in the order of their first appearance, as a pass over every token gives): news
+    # repeats its words, and this loop was the largest part of a post's features.
     keyed: list[str] = []
     names: set[str] = set()
-    for i, token in enumerate(tokens):
-        if len(token) < 4:
+    first = tokens[0] if tokens else ""
+    for token, n in Counter(tokens).items():
+        keys, capitalized = _token(token)
+        if not keys:
             continue
-        keys = _content_keys(token)
-        keyed.extend(keys)
-        capitalized = (token[0].isupper() and not token.isupper()) or (token.isupper() and len(token) <= 6)
-        if capitalized and i > 0:
+        keyed.extend(keys * n if n > 1 else keys)
+        if capitalized and (n > 1 or token != first):  # the first word is capitalized anyway
             names.update(keys)
     words = Counter(keyed)  # counted in C, in the order the keys first appear
     # Names the tagger already turned into countries and places are counted there, not twice.
@@ -268,7 +297,6 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
         for evidence in tag.evidence:
             for word in _WORD.findall(evidence.phrase):
                 names.difference_update(name_keys(word))
-    lowered = [t.lower() for t in tokens]
     return PostFeatures(
         words=words,
         names=frozenset(names),
@@ -277,7 +305,7 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
         countries=frozenset(t.code for t in tags if t.kind == KIND_COUNTRY),
         places=frozenset(t.code for t in tags if t.kind == KIND_PLACE),
         topics=frozenset(t.code for t in tags if t.kind == KIND_TOPIC),
-        minhash=minhash(lowered),
+        minhash=_signature(np.fromiter(map(_token_hash, tokens), dtype=np.uint64, count=len(tokens))),
         tiny=len(tokens) < MIN_WORDS,
         norm=_norm(words),
     )

@@ -127,3 +127,20 @@ def test_signatures_of_an_earlier_scheme_match_only_their_own() -> None:
     assert near_copy(a, post) == 0.0
     bands = {k for k in index_keys(post) if k.startswith("b")}
     assert bands and not bands & set(index_keys(a))
+
+
+@pytest.mark.parametrize(("title", "text", "words", "names"), [
+    # keys counted in the order they first appear (the stored form keeps it, and recluster replays it)
+    ("", "Border guards said border talks with Tashkent resume; Tashkent agreed.",
+     {"brdr": 2, "grd": 1, "grds": 1, "tlk": 1, "tlks": 1, "tshknt": 2, "rsm": 1, "agrd": 1}, {"tshknt"}),
+    # the first word is capitalized anyway: a name only when written so again later
+    ("Tashkent talks", "Officials met in Tashkent.",
+     {"tshknt": 2, "tlk": 1, "tlks": 1, "ofkl": 1, "ofkls": 1}, {"tshknt", "ofkl", "ofkls"}),
+    ("Talks resume", "Officials met in Dushanbe.",
+     {"tlk": 1, "tlks": 1, "rsm": 1, "ofkl": 1, "ofkls": 1, "dshnb": 1}, {"ofkl", "ofkls", "dshnb"}),
+])
+def test_word_keys_are_counted_in_first_seen_order(title: str, text: str, words: dict[str, int],
+                                                   names: set[str]) -> None:
+    f = extract(title, text, [])
+    assert list(f.words.items()) == list(words.items())
+    assert f.names == names
