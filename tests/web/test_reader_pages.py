@@ -5,6 +5,7 @@ real 404 pages, a strict CSP, ETags, htmx fragments, cached static files. The br
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,7 +15,7 @@ from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
 from aggregator.web.highlight import START, STOP, Span, mark_sentinels, mark_spans
-from aggregator.web.reader import READER_POLICY, View, lenient_query
+from aggregator.web.reader import READER_POLICY, View, _utc, lenient_query
 from tests.api.conftest import DATA, Corpus, TestClient, ids
 from tests.api.conftest import corpus as corpus
 from tests.support.feedserver import FeedServer
@@ -220,3 +221,12 @@ def test_a_search_lists_its_posts_at_once_and_counts_its_filters_apart(corpus: C
     assert sampled.cssselect("p.facet-count")[0].text_content().startswith("Counts of the newest 3 posts")
     counts = [int(n.text_content()) for n in sampled.cssselect("section[aria-labelledby=facet-topics] .n")]
     assert max(counts) <= 3
+
+
+@pytest.mark.parametrize(("moment", "shown"), [
+    (datetime(2026, 12, 5, 21, 4, tzinfo=UTC), "5 Dec 2026, 21:04 UTC"),
+    (datetime(2026, 1, 1, 2, 30, tzinfo=timezone(timedelta(hours=5))), "31 Dec 2025, 21:30 UTC"),  # Tashkent
+    (None, "-"),
+])
+def test_dates_are_written_in_utc_in_english(moment: datetime | None, shown: str) -> None:
+    assert _utc(moment) == shown
