@@ -99,17 +99,21 @@ class PostFeatures:
     scheme: int = MINHASH_SCHEME  # of `minhash`: posts stored before a change keep theirs
 
 
+_TO_LATIN = str.maketrans(_CYRILLIC)
+_NOT_LATIN = re.compile(r"[^a-zč]")
+_CYRILLIC_LETTER = re.compile("[а-яё]")
+
+
 def transliterate(word: str) -> str:
     """Lower-cased Latin spelling of a word in Latin or Cyrillic script."""
-    low = word.lower().replace("дж", "j")
-    return "".join(_CYRILLIC.get(ch, ch) for ch in low)
+    return word.lower().replace("дж", "j").translate(_TO_LATIN)
 
 
 def skeleton(latin: str) -> str:
     """The consonant skeleton of a Latin spelling: its first letter, then consonants, folded."""
     for old, new in _FOLD:
         latin = latin.replace(old, new)
-    latin = re.sub(r"[^a-zč]", "", latin)
+    latin = _NOT_LATIN.sub("", latin)
     if not latin:
         return ""
     return _DOUBLES.sub(r"\1", latin[0] + _VOWELS.sub("", latin[1:]))
@@ -121,7 +125,7 @@ def name_keys(word: str) -> frozenset[str]:
     news repeats its words, and this is most of the cost of a post's features)."""
     keys = {skeleton(transliterate(word))}
     low = word.lower()
-    if re.search("[а-яё]", low):
+    if _CYRILLIC_LETTER.search(low):
         for ending in _RU_ENDINGS:
             if low.endswith(ending) and len(low) - len(ending) >= 4:
                 keys.add(skeleton(transliterate(low[: -len(ending)])))
