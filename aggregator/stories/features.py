@@ -141,16 +141,16 @@ def name_keys(word: str) -> frozenset[str]:
 _STOP_KEYS = frozenset(k for w in _STOP_WORDS.split() for k in name_keys(w))
 
 
-@lru_cache(maxsize=200_000)
 def _content_keys(word: str) -> tuple[str, ...]:
-    """A word's keys that say something (stop words' keys removed), in a fixed order."""
+    """A word's keys that say something (stop words' keys removed), in a fixed order (cached by
+    `_token`)."""
     return tuple(sorted(name_keys(word) - _STOP_KEYS))
 
 
 @lru_cache(maxsize=200_000)
 def _token(token: str) -> tuple[tuple[str, ...], bool]:
-    """A token's content keys (none for a word under four letters) and whether it is written as a
-    name is: capitalized, or an acronym of up to six letters."""
+    """A token's content keys (none for a word under four letters) and whether it is written as
+    names are: capitalized, or an acronym of up to six letters."""
     if len(token) < 4:
         return (), False
     capitalized = (token[0].isupper() and not token.isupper()) or (token.isupper() and len(token) <= 6)
@@ -210,14 +210,14 @@ def _hash(token: str, seed: int) -> int:
     return int.from_bytes(digest, "little")
 
 
-@lru_cache(maxsize=200_000)
 def _word_hash(word: str) -> int:
     return _hash(word, 0)
 
 
 @lru_cache(maxsize=200_000)
 def _token_hash(token: str) -> int:
-    """The hash of a token as written, lower-cased (what `minhash` hashes)."""
+    """The hash of a token as written, lower-cased (what `minhash` hashes; cached by token, as
+    extract meets them: one cache per use, so a parse process holds at most three of 200,000)."""
     return _word_hash(token.lower())
 
 
@@ -231,9 +231,9 @@ def _mix(h: np.ndarray) -> np.ndarray:
 def minhash(tokens: list[str]) -> tuple[int, ...]:
     """MinHash signature of a token list's word shingles; empty when there are too few.
 
-    Scheme 2: each word is hashed once (and cached: news repeats its words), a shingle's hash is a
-    mix of its words' hashes at their places, all in numpy. Scheme 1 hashed every shingle's text
-    with blake2b, ~1,000 calls for a long article and a third of its features' cost."""
+    Scheme 2: each word is hashed once (cached by `extract`: news repeats its words), a shingle's
+    hash is a mix of its words' hashes at their places, all in numpy. Scheme 1 hashed every
+    shingle's text with blake2b, ~1,000 calls for a long article and a third of its features' cost."""
     return _signature(np.fromiter(map(_word_hash, tokens), dtype=np.uint64, count=len(tokens)))
 
 
