@@ -499,7 +499,7 @@ def others_share(watch: dict[str, Any]) -> float:
 
 def summarize_run(ours: dict[str, Any], reader: dict[str, Any] | None, expected: dict[str, int]) -> dict[str, Any]:
     cold_cpu = {role: s for role, s in ours["cold_watch"]["cpu_seconds"].items() if role != "watcher"}
-    pipeline_cpu = sum(s for role, s in cold_cpu.items() if role != "feed_server")  # incl. PostgreSQL
+    pipeline_cpu = pipeline_cpu_seconds(ours)
     cores = os.cpu_count() or 1
     parse_workers = [p for p in ours["cold_watch"]["processes"] if p["role"] == "child"]
     summary: dict[str, Any] = {
@@ -617,12 +617,14 @@ def paired_drop(urls: list[str], server_url: str, tmp: Path, args: argparse.Name
         rates[stories] = ours["posts"] / ours["cold_seconds"]
         cpu[stories] = pipeline_cpu_seconds(ours) * 1000 / max(ours["posts"], 1)
     # The CPU a post costs every process of ours, PostgreSQL included: what bounds a pass that keeps
-    # both cores busy, and (unlike wall time) not moved by what else the machine runs.
+    # both cores busy. Meant to move less than wall time with what else the machine runs; on a
+    # machine whose other tenants also slow a core's work, it moved as much (PERFORMANCE.md).
     return {"with": rates[True], "without": rates[False], "drop": 1 - rates[True] / rates[False],
             "cpu_with": cpu[True], "cpu_without": cpu[False], "cpu_drop": 1 - cpu[False] / cpu[True]}
 
 
 def pipeline_cpu_seconds(ours: dict[str, Any]) -> float:
+    """CPU seconds of a cold pass in every process of ours and PostgreSQL (not the feed server's)."""
     return sum(s for role, s in ours["cold_watch"]["cpu_seconds"].items() if role not in ("watcher", "feed_server"))
 
 
