@@ -139,12 +139,14 @@ POST_COLUMNS = ("id, dedup_key, url, title, author, published_at, updated_at, ht
 def seed(url: str, rows: int) -> None:
     from aggregator.db import facets as facets_db
     from aggregator.db import migrate as migrate_db
+    from aggregator.db import recent_search as recent_search_db
     from aggregator.tagging import load_taxonomy
 
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         migrate_db.migrate(conn)
         conn.execute("TRUNCATE fetch_log, post_sources, post_tags, posts, sources, stories RESTART IDENTITY CASCADE")
+        conn.execute("UPDATE recent_search_floor SET floor = 'infinity'")  # filled once, after the load
         indexes = conn.execute("""SELECT indexname, indexdef FROM pg_indexes
                                   WHERE tablename IN ('posts', 'post_tags', 'post_sources')
                                     AND indexdef NOT LIKE '%UNIQUE%'""").fetchall()
@@ -168,6 +170,7 @@ def seed(url: str, rows: int) -> None:
         for name, definition in indexes:
             conn.execute(definition)
             print(f"seed: index {name}, {time.monotonic() - started:.0f}s", file=sys.stderr)
+        recent_search_db.rebuild(conn)
         _stories(conn)
         print(f"seed: stories, {time.monotonic() - started:.0f}s", file=sys.stderr)
         conn.execute("VACUUM ANALYZE")

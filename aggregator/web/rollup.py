@@ -4,6 +4,9 @@ Facet answers are exact without it (changed months are counted live); it keeps t
 number of web servers may run it: an advisory lock lets one refresh at a time, and a refresh is
 small (only the months changed since the last one).
 
+It also raises the floor of the newest posts' search index (aggregator.db.recent_search) as posts
+arrive, so that it stays the newest ~20,000.
+
 Region counts are made with the taxonomy's region definitions: a refresher given them writes them to
 the database first (when they differ, every month is rebuilt), at start and before each refresh.
 """
@@ -15,6 +18,7 @@ import threading
 
 from aggregator.db import Database
 from aggregator.db import facets as facets_db
+from aggregator.db import recent_search as recent_search_db
 from aggregator.db.facets import Regions
 from aggregator.errors import StorageError
 
@@ -31,9 +35,11 @@ def sync_regions(db: Database, regions: Regions) -> bool:
 
 def refresh_once(db: Database, regions: Regions | None = None) -> int:
     """Refresh changed months until none is left (each batch in its own transaction), after making the
-    rollup's region definitions these (None: keep them)."""
+    rollup's region definitions these (None: keep them); then prune the newest posts' search index."""
     if regions is not None:
         sync_regions(db, regions)
+    with db.connection() as conn:
+        recent_search_db.prune(conn)
     total = 0
     while True:
         with db.connection() as conn:

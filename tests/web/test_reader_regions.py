@@ -289,3 +289,28 @@ def test_a_sample_counts_a_region_of_places_by_the_places_its_posts_name(recent:
         sampled = facets_db.sampled(conn, PostFilter(countries=("RU",)), newest=100_000)
     total, _ = region_posts(db, ["chechnya", "dagestan", "ingushetia"])
     assert sampled["r:north-caucasus"] == total > 0
+
+
+def test_a_search_takes_its_sample_from_the_newest_posts_index_as_from_the_archive(
+        corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search's newest matches found through recent_search (every post is in it here, as before a
+    first prune) are the ones the archive's indexes give, with and without other filters."""
+    with corpus.db.connection() as conn:
+        rows = conn.execute("SELECT countries FROM posts p WHERE p.search @@ search_query('border')"
+                            " ORDER BY sort_at DESC, id DESC").fetchall()
+        country = sorted({c for r in rows[1:] for c in r[0]} - set(rows[0][0]))[0]  # not the newest match's: it counts
+        statements: list[str] = []
+        fetch = facets_db._fetch
+        monkeypatch.setattr(facets_db, "_fetch", lambda c, s, p: statements.append(s.as_string(c)) or fetch(c, s, p))
+        for f in (PostFilter(q="border"), PostFilter(q="border", countries=(country,)),
+                  PostFilter(q="border OR security", langs=("en",))):
+            condition, params = facets_db.where(f)
+            matches = conn.execute(
+                facets_db.sql.SQL("SELECT count(*) FROM posts p WHERE {}").format(condition), params).fetchone()[0]
+            newest = matches if f.countries else matches - 1  # the newest posts fill it
+            statements.clear()
+            sampled = facets_db.sampled(conn, f, newest=newest)
+            assert len(statements) == 1 and "recent_search" in statements[0], f
+            archive = fetch(conn, facets_db._SAMPLE.format(condition=condition, count=facets_db.sql.SQL(
+                facets_db._COUNT_CHOSEN)), {**params, "newest": newest})
+            assert sampled == archive and sum(n for k, n in sampled.items() if k.startswith("l:")) == newest, f

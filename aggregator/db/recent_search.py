@@ -1,0 +1,43 @@
+"""The newest posts' search vectors (migration 0023), where a search's facet sample is taken first.
+
+Triggers keep recent_search equal to the posts dated at or after its floor; here the floor is raised
+so that the table stays about WINDOW posts as new ones arrive. It only rises: lowering it would have
+to add older posts while writers may be adding them too, and the table needs no more than the
+newest WINDOW posts to be useful (posts deleted meanwhile only make it smaller until the next rise).
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+WINDOW = 20_000  # newest posts a search's sample is taken from first (migration 0023 starts with as many)
+
+_RAISE_FLOOR = """
+    WITH newest AS (SELECT sort_at FROM posts ORDER BY sort_at DESC, id DESC OFFSET %(last)s LIMIT 1)
+    UPDATE recent_search_floor f SET floor = newest.sort_at FROM newest
+    WHERE newest.sort_at > f.floor
+    RETURNING f.floor
+"""
+
+
+def prune(conn: psycopg.Connection) -> int:
+    """Raise the floor to the date of the newest WINDOW posts' last and drop what is now below it;
+    how many rows went."""
+    with conn.transaction():
+        raised = conn.execute(_RAISE_FLOOR, {"last": WINDOW - 1}).fetchone()
+        if raised is None:
+            return 0
+        return conn.execute("DELETE FROM recent_search WHERE sort_at < %(floor)s", {"floor": raised[0]}).rowcount
+
+
+def rebuild(conn: psycopg.Connection) -> None:
+    """The newest WINDOW posts, after a bulk load made with the floor shut ('infinity'). It may lower
+    the floor, so it is for when nothing else writes posts."""
+    with conn.transaction():
+        conn.execute("""UPDATE recent_search_floor SET floor = coalesce(
+                            (SELECT sort_at FROM posts ORDER BY sort_at DESC, id DESC OFFSET %(last)s LIMIT 1),
+                            '-infinity')""", {"last": WINDOW - 1})
+        conn.execute("DELETE FROM recent_search")
+        conn.execute("""INSERT INTO recent_search (post_id, sort_at, search)
+                        SELECT id, sort_at, search FROM posts
+                        WHERE sort_at >= (SELECT floor FROM recent_search_floor)""")
