@@ -116,22 +116,20 @@ def live_sql(f: PostFilter, ranges: Sequence[tuple[datetime, datetime]] | None =
 
 
 # Facet counts of the sampled posts (`chosen`): one aggregate per kind rather than an array of keys built
-# per post, and their regions by joining what they name with what each region is made of (a hash of 150
-# members) rather than testing every region against every post: 3 ms less for 500 posts. The rule is
-# _REGIONS_OF_POST's (countries for a region of whole countries, else places), written as a join.
+# per post. Regions by _REGIONS_OF_POST's rule (countries for a region of whole countries, else places),
+# tested once per distinct set of countries and places rather than per post: 1.2 ms for 500 posts, against
+# 1.7 for joining each named country and place with the regions' members and counting distinct posts.
 _COUNT_CHOSEN = """
-    members AS (SELECT r.code, member, r.places = '{}' AS by_country
-                FROM facet_regions r, unnest(CASE WHEN r.places = '{}' THEN r.countries ELSE r.places END) AS member)
+    named AS (SELECT countries, places, count(*) AS n FROM chosen GROUP BY countries, places)
     SELECT 'l:' || coalesce(lang, 'und'), count(*) FROM chosen GROUP BY 1
     UNION ALL SELECT 'c:' || c, count(*) FROM chosen, unnest(countries) AS c GROUP BY 1
     UNION ALL SELECT 't:' || t, count(*) FROM chosen, unnest(topics) AS t GROUP BY 1
     UNION ALL SELECT 's:' || ps.source_id, count(*) FROM chosen JOIN post_sources ps ON ps.post_id = chosen.id
               GROUP BY 1
-    UNION ALL SELECT 'r:' || m.code, count(DISTINCT named.id)
-              FROM (SELECT id, true AS by_country, c AS member FROM chosen, unnest(countries) AS c
-                    UNION ALL SELECT id, false, pl FROM chosen, unnest(places) AS pl) AS named
-              JOIN members m USING (by_country, member)
-              GROUP BY m.code
+    UNION ALL SELECT 'r:' || r.code, sum(named.n)::bigint
+              FROM named JOIN facet_regions r
+                ON CASE WHEN r.places = '{}' THEN named.countries && r.countries ELSE named.places && r.places END
+              GROUP BY r.code
 """
 
 
