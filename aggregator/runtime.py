@@ -32,6 +32,7 @@ from aggregator.config import Settings, request_threads
 from aggregator.db import Database, open_database
 from aggregator.db import fetch_log as fetch_log_db
 from aggregator.db import migrate as migrate_db
+from aggregator.db import recent_search as recent_search_db
 from aggregator.errors import ConfigError
 from aggregator.logs import failures_logged
 
@@ -136,6 +137,9 @@ def build_scheduler(worker: Worker, db: Database, settings: Settings, digests: D
                       id="digest", max_instances=1, coalesce=True, next_run_time=now + timedelta(seconds=30))
     scheduler.add_job(_prune_fetch_log_job, "interval", args=[db], hours=6, id="prune-fetch-log",
                       max_instances=1, coalesce=True, next_run_time=now + timedelta(minutes=1))
+    # the web server's facet refresher does it too; here so that polling alone keeps the table small
+    scheduler.add_job(_prune_recent_search_job, "interval", args=[db], minutes=5, id="prune-recent-search",
+                      max_instances=1, coalesce=True, next_run_time=now + timedelta(minutes=1))
     return scheduler
 
 
@@ -158,6 +162,13 @@ def _prune_fetch_log_job(db: Database) -> None:
         with db.connection() as conn:
             removed = fetch_log_db.prune(conn, datetime.now(UTC) - timedelta(days=FETCH_LOG_DAYS))
         log.info("fetch_log.pruned rows=%d", removed)
+
+
+def _prune_recent_search_job(db: Database) -> None:
+    with failures_logged(log, "recent_search.prune_failed"):
+        with db.connection() as conn:
+            removed = recent_search_db.prune(conn)
+        log.info("recent_search.pruned rows=%d", removed)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -43,15 +44,17 @@ def test_a_job_that_succeeds_logs_nothing(caplog: pytest.LogCaptureFixture) -> N
     assert caplog.records == []
 
 
-def test_the_fetch_log_prune_rides_out_a_database_away_without_a_traceback(
-        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    """The prune runs every few hours in both the web and the worker process; when it meets a database
+@pytest.mark.parametrize(("job", "event"), [(runtime._prune_fetch_log_job, "fetch_log"),
+                                             (runtime._prune_recent_search_job, "recent_search")])
+def test_a_prune_rides_out_a_database_away_without_a_traceback(
+        database_url: str, caplog: pytest.LogCaptureFixture, job: Callable[[Database], None], event: str) -> None:
+    """The prunes run every few minutes or hours beside the polling; when one meets a database
     restart it must say so in one line, as the tick does, not dump a traceback into the service log."""
     caplog.set_level(logging.INFO, logger="aggregator.runtime")
     with Database(database_url, max_size=1, wait_seconds=0.3) as database:
         with database.connection():  # the only connection is taken: the job cannot get one in time
-            runtime._prune_fetch_log_job(database)
-        failed = [r for r in caplog.records if r.getMessage().startswith("fetch_log.prune_failed")]
+            job(database)
+        failed = [r for r in caplog.records if r.getMessage().startswith(f"{event}.prune_failed")]
         assert len(failed) == 1 and failed[0].exc_info is None and failed[0].levelno == logging.WARNING
-        runtime._prune_fetch_log_job(database)  # and with the database back, the next run works
-        assert any(r.getMessage().startswith("fetch_log.pruned") for r in caplog.records)
+        job(database)  # and with the database back, the next run works
+        assert any(r.getMessage().startswith(f"{event}.pruned") for r in caplog.records)

@@ -1,9 +1,11 @@
 """The newest posts' search vectors (migration 0023), where a search's facet sample is taken first.
 
 Triggers keep recent_search equal to the posts dated at or after its floor; here the floor is raised
-so that the table stays about WINDOW posts as new ones arrive. It only rises: lowering it would have
-to add older posts while writers may be adding them too, and the table needs no more than the
-newest WINDOW posts to be useful (posts deleted meanwhile only make it smaller until the next rise).
+so that the table stays about WINDOW posts as new ones arrive (the web server's facet refresher does
+it every 30 s, the polling process's scheduler every 5 minutes, so that polling alone keeps it small).
+It only rises: lowering it would have to add older posts while writers may be adding them too, and the
+table needs no more than the newest WINDOW posts to be useful (posts deleted meanwhile only make it
+smaller until the next rise).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@
 -- prunes, a few older ones, which readers skip by the floor). Triggers keep it: a new post goes in
 -- when its date is past the floor, a post whose date or words change is moved, a deleted one goes
 -- (its foreign key), and a truncated posts table empties it and opens the floor. The floor only
--- rises, from aggregator.db.recent_search.prune (run with the facet refresh), to the date of the
--- newest posts' 20,000th; until a first prune it is -infinity and every post is in.
+-- rises, from aggregator.db.recent_search.prune (run by the web server's facet refresher and every
+-- 5 minutes beside the polling), to the date of the newest posts' 20,000th; until a first prune it is
+-- -infinity and every post is in.
 CREATE TABLE recent_search (
     post_id bigint PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,
     sort_at timestamptz NOT NULL,
