@@ -144,15 +144,19 @@ def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[
     posts (recent_search, migration 0023: about 20,000, with a word index of their own: 0.1 ms for a
     word in 3 % of them); only when they are too few (a rarer word, whose index finds it cheaply
     everywhere) is the whole archive asked."""
-    condition, params = where(f)
-    params["newest"] = newest
     if f.q:
-        others, others_params = where(replace(f, q=None))  # the words are tested in recent_search's index
+        others, params = where(replace(f, q=None))  # the words are tested in recent_search's index
         found = _fetch(conn, _SAMPLE_OF_RECENT.format(condition=others, count=sql.SQL(_COUNT_CHOSEN)),
-                       {**others_params, "q": f.q, "newest": newest})
-        if sum(n for key, n in found.items() if key.startswith("l:")) >= newest:
+                       {**params, "q": f.q, "newest": newest})
+        if post_total(found) >= newest:
             return found
-    return _fetch(conn, _SAMPLE.format(condition=condition, count=sql.SQL(_COUNT_CHOSEN)), params)
+    condition, params = where(f)
+    return _fetch(conn, _SAMPLE.format(condition=condition, count=sql.SQL(_COUNT_CHOSEN)), {**params, "newest": newest})
+
+
+def post_total(counts: Counter[str]) -> int:
+    """Posts the facet counts cover: every post has exactly one language key ('l:…', 'und' for none)."""
+    return sum(n for key, n in counts.items() if key.startswith("l:"))
 
 
 _SAMPLE = sql.SQL("""

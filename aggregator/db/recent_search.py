@@ -11,15 +11,18 @@ smaller until the next rise).
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 WINDOW = 20_000  # newest posts a search's sample is taken from first (migration 0023 starts with as many)
 
-_RAISE_FLOOR = """
-    WITH newest AS (SELECT sort_at FROM posts ORDER BY sort_at DESC, id DESC OFFSET %(last)s LIMIT 1)
-    UPDATE recent_search_floor f SET floor = newest.sort_at FROM newest
-    WHERE newest.sort_at > f.floor
+_WINDOW_START = sql.SQL("(SELECT sort_at FROM posts ORDER BY sort_at DESC, id DESC OFFSET %(last)s LIMIT 1)")
+_RAISE_FLOOR = sql.SQL("""
+    WITH newest AS (SELECT {start} AS start)
+    UPDATE recent_search_floor f SET floor = newest.start FROM newest WHERE newest.start > f.floor
     RETURNING f.floor
-"""
+""").format(start=_WINDOW_START)
+_SET_FLOOR = sql.SQL("UPDATE recent_search_floor SET floor = coalesce({start}, '-infinity')").format(
+    start=_WINDOW_START)
 
 
 def prune(conn: psycopg.Connection) -> int:
@@ -36,9 +39,7 @@ def rebuild(conn: psycopg.Connection) -> None:
     """The newest WINDOW posts, after a bulk load made with the floor shut ('infinity'). It may lower
     the floor, so it is for when nothing else writes posts."""
     with conn.transaction():
-        conn.execute("""UPDATE recent_search_floor SET floor = coalesce(
-                            (SELECT sort_at FROM posts ORDER BY sort_at DESC, id DESC OFFSET %(last)s LIMIT 1),
-                            '-infinity')""", {"last": WINDOW - 1})
+        conn.execute(_SET_FLOOR, {"last": WINDOW - 1})
         conn.execute("DELETE FROM recent_search")
         conn.execute("""INSERT INTO recent_search (post_id, sort_at, search)
                         SELECT id, sort_at, search FROM posts

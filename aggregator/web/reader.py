@@ -448,7 +448,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             filters=_active(reader, view), map=Markup() if deferred else reader.choropleth(view, counts),
             map_box=reader.map_box,
             feeds=reader.feeds(request, view), subscribe=reader.subscribe_link(view), q=query.filter.q or "",
-            date_ranges=_date_ranges(view), total=post_total(counts),
+            date_ranges=_date_ranges(view), total=facets_db.post_total(counts),
             described=describe(query.filter, _names(reader))[1], first_page="cursor" not in kept)
 
     @router.get("/filters")
@@ -465,7 +465,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             sources = busiest_sources(conn, counts, SOURCES_LISTED)
         return reader.page(
             request, "filters.html", 400 if problems else 200, None if provisional else token,
-            title=_title(reader, query.filter), deferred=True, sampled=sampled, total=post_total(counts),
+            title=_title(reader, query.filter), deferred=True, sampled=sampled, total=facets_db.post_total(counts),
             stream_url=view.url("/"),
             described=describe(query.filter, _names(reader))[1], facets=reader.facets(view, counts, sources),
             map=reader.choropleth(view, counts), map_box=reader.map_box)
@@ -543,7 +543,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         if provisional:
             token = None
         listed = sorted(((name, n, i) for i, n, name in busiest), key=lambda x: (-x[1], x[0]))
-        total = post_total(counts)
+        total = facets_db.post_total(counts)
         return reader.page(
             request, "dimension.html", 200, token, title=name, sampled=sampled, kind=kind, code=code, name=name,
             view=view, items=items,
@@ -644,7 +644,7 @@ def facet_counts(conn: Any, f: PostFilter) -> tuple[Counter[str], bool, bool]:
     if facets_db.rollup_answers(f, dirty):
         return facets_db.counts(conn, f, days=0, regions=True, dirty=dirty), False, False
     found = facets_db.sampled(conn, f, newest=FACET_SAMPLE)
-    return found, post_total(found) >= FACET_SAMPLE, _provisional(f, dirty)
+    return found, facets_db.post_total(found) >= FACET_SAMPLE, _provisional(f, dirty)
 
 
 def _dirty_months(conn: Any, f: PostFilter) -> list[date]:
@@ -664,11 +664,6 @@ def busiest_sources(conn: Any, counts: Counter[str], n: int) -> list[tuple[int, 
            heapq.nlargest(n, ((c, -int(k[2:])) for k, c in counts.items() if k[:2] == "s:" and c > 0))]
     names = facets_db.source_names(conn, [i for i, _ in top])
     return [(i, c, names.get(i, str(i))) for i, c in top]
-
-
-def post_total(counts: Counter[str]) -> int:
-    """Posts the facet counts cover: every post has exactly one language key ('l:…', 'und' for none)."""
-    return sum(n for key, n in counts.items() if key.startswith("l:"))
 
 
 def _names(reader: Reader) -> Names:
