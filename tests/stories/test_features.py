@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import fields, replace
+
 import pytest
 
 from aggregator.stories.cluster import index_keys
@@ -127,6 +130,18 @@ def test_signatures_of_an_earlier_scheme_match_only_their_own() -> None:
     assert near_copy(a, post) == 0.0
     bands = {k for k in index_keys(post) if k.startswith("b")}
     assert bands and not bands & set(index_keys(a))
+
+
+def test_features_cross_processes_whole() -> None:
+    """Features are pickled from the parse processes to the worker: every field, as it was (no field
+    left at a default, so one the pickled form forgot would show)."""
+    text = "Kyrgyz and Tajik border guards exchanged fire near Kok-Tash on 5 May; 3 killed, 12 wounded. " * 3
+    post = replace(extract("Clash on the border", text, []), countries=frozenset({"KG", "TJ"}),
+                   places=frozenset({"kok-tash"}), topics=frozenset({"border"}), scheme=7)
+    assert all(getattr(post, f.name) != f.default for f in fields(post))
+    again = pickle.loads(pickle.dumps(post))
+    assert again == post and type(again.words) is type(post.words)
+    assert list(again.words) == list(post.words)  # the order keys first appeared in
 
 
 @pytest.mark.parametrize(("title", "text", "words", "names"), [
