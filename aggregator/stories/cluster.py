@@ -132,7 +132,10 @@ def choose(features: PostFeatures, candidates: Iterable[Candidate], params: Para
     first: dict[int, datetime] = {}
     duplicate = False
     for c in candidates:
-        if c.features.tiny:
+        # A story this post is a copy of already has the highest score there is (a similarity is at
+        # most ~2.3): its other members can change nothing. An agency's text carried by ten outlets
+        # had each new copy compared in full with all the others.
+        if c.features.tiny or best.get(c.story) == DUPLICATE_SCORE:
             continue
         if near_copy(features, c.features) >= params.duplicate:
             duplicate, score = True, DUPLICATE_SCORE
