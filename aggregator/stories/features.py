@@ -157,13 +157,15 @@ def _content_keys(word: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=200_000)
-def _token(token: str) -> tuple[tuple[str, ...], bool]:
-    """A token's content keys (none for a word under four letters) and whether it is written as
-    names are: capitalized, or an acronym of up to six letters."""
+def _token(token: str) -> tuple[tuple[str, ...], bool, int]:
+    """A token's content keys (none for a word under four letters), whether it is written as names
+    are (capitalized, or an acronym of up to six letters) and its hash for `minhash` (its own,
+    lower-cased: every token is shingled, short or not)."""
+    hashed = _word_hash(token.lower())
     if len(token) < 4:
-        return (), False
+        return (), False, hashed
     capitalized = (token[0].isupper() and not token.isupper()) or (token.isupper() and len(token) <= 6)
-    return _content_keys(token), capitalized
+    return _content_keys(token), capitalized, hashed
 
 
 def _numbers_and_dates(text: str) -> tuple[frozenset[str], frozenset[tuple[int, int]]]:
@@ -221,13 +223,6 @@ def _hash(token: str, seed: int) -> int:
 
 def _word_hash(word: str) -> int:
     return _hash(word, 0)
-
-
-@lru_cache(maxsize=200_000)
-def _token_hash(token: str) -> int:
-    """The hash of a token as written, lower-cased (what `minhash` hashes; cached by token, as
-    extract meets them: one cache per use, so a parse process holds at most three of 200,000)."""
-    return _word_hash(token.lower())
 
 
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -307,9 +302,10 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
     # repeats its words, and this loop was the largest part of a post's features.
     keyed: list[str] = []
     names: set[str] = set()
+    hashes: dict[str, int] = {}  # each token's, for its shingles: a dict is read faster than a cache
     first = tokens[0] if tokens else ""
     for token, n in Counter(tokens).items():
-        keys, capitalized = _token(token)
+        keys, capitalized, hashes[token] = _token(token)
         if not keys:
             continue
         keyed.extend(keys * n if n > 1 else keys)
@@ -330,7 +326,7 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
         countries=frozenset(t.code for t in tags if t.kind == KIND_COUNTRY),
         places=frozenset(t.code for t in tags if t.kind == KIND_PLACE),
         topics=frozenset(t.code for t in tags if t.kind == KIND_TOPIC),
-        minhash=_signature(np.fromiter(map(_token_hash, tokens), dtype=np.uint64, count=len(tokens))),
+        minhash=_signature(np.fromiter(map(hashes.__getitem__, tokens), dtype=np.uint64, count=len(tokens))),
         tiny=len(tokens) < MIN_WORDS,
         norm=_norm(words),
     )
