@@ -5,6 +5,9 @@ Run from the project root (see bench/README.md):
     python -m bench.bench_ingest [--copies 10] [--feeds-dir DIR] [--skip-reader] [--runs 3] [--no-stories] [--json]
     python -m bench.bench_ingest --skip-reader --skip-options --runs 6 --stories-drop   # what clustering costs
 
+(--stories-drop times each pass once the parse processes have started and loaded the taxonomy: what
+clustering costs a running service. The plain cold pass includes their start, as a first poll does.)
+
 What it does, in order:
 1. Serves every feed file of DIR (default ../shared/data/feeds) under COPIES URLs on 127.0.0.1 from a
    separate process (bench/served.py), each copy with its entry ids and links made unique (bench/feedcopies.py),
@@ -325,6 +328,7 @@ def run_ours(
                 served_second = server.stats() - served_before - served_cold
             finally:
                 worker.shutdown()
+            window_loads = rt.pipeline.stories.loads if rt.pipeline.stories is not None else None
     return {
         "settings": {
             k: getattr(settings, k)
@@ -340,6 +344,7 @@ def run_ours(
         **rows,
         "served_cold": dict(served_cold),
         "second_seconds": second_seconds,
+        "story_window_loads": window_loads,  # 1 when every turn found the window current
         "second_outcomes": dict(Counter(o.outcome for o in second)),
         "served_second": dict(served_second),
         "cold_watch": cold_watch,
