@@ -171,24 +171,40 @@ def _token(token: str) -> tuple[tuple[str, ...], bool, int]:
 def _numbers_and_dates(text: str) -> tuple[frozenset[str], frozenset[tuple[int, int]]]:
     """The numbers (other than years) and the (month, day) dates a text names, in one pass over its
     runs of digits: both start at one (scanned separately, the two passes were a seventh of a post's
-    features). Matched on the lower-cased text, which month names need and numbers don't mind."""
-    numbers, dates = set(), set()
+    features). Dates are read on the lower-cased text, which month names need; numbers on the text as
+    written, where lower-casing kept every character in place (it does not after an 'İ', which
+    becomes two characters: then they have a pass of their own)."""
+    numbers: set[str] = set()
+    dates: set[tuple[int, int]] = set()
     low = text.lower()
+    aligned = len(low) == len(text)
     end = 0
     for run in _DIGITS.finditer(low):
         start, stop = run.span()
-        # A number starts a run of digits: the pattern is tried there only (tried at every character,
-        # its look-behind made it an eighth of a post's features). A run inside the last number is part of it.
-        if start >= end and (match := _NUMBER.match(low, start)) is not None:
-            end = match.end()
-            whole = re.sub(r"[ ,\u00a0]", "", match.group(1))
-            if match.group(2) is not None:
-                numbers.add(f"{int(whole)}.{match.group(2)}")
-            elif not (1900 <= (value := int(whole)) <= 2100 or value < 2):  # years and "one" are in every post
-                numbers.add(str(value))
+        if aligned and start >= end:  # a run inside the last number is part of it
+            end = _number_at(text, start, numbers)
         if stop - start <= 2 and 1 <= (day := int(run.group())) <= 31:
             _add_date(low, start, stop, day, dates)
+    if not aligned:
+        for run in _DIGITS.finditer(text):
+            if run.start() >= end:
+                end = _number_at(text, run.start(), numbers)
     return frozenset(numbers), frozenset(dates)
+
+
+def _number_at(text: str, start: int, found: set[str]) -> int:
+    """Adds the number that starts at `start` (the start of a run of digits: the pattern is tried
+    there only, as its look-behind tried at every character was an eighth of a post's features),
+    normalized, unless it is a year or "one"; where it ends (`start` when there is none)."""
+    match = _NUMBER.match(text, start)
+    if match is None:
+        return start
+    whole = re.sub(r"[ ,\u00a0]", "", match.group(1))
+    if match.group(2) is not None:
+        found.add(f"{int(whole)}.{match.group(2)}")
+    elif not (1900 <= (value := int(whole)) <= 2100 or value < 2):  # years and "one" are in every post
+        found.add(str(value))
+    return match.end()
 
 
 def _add_date(low: str, start: int, end: int, day: int, found: set[tuple[int, int]]) -> None:

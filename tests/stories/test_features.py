@@ -67,6 +67,7 @@ WORDS = " ".join(f"word{i} filler" for i in range(30))
     ("more than 1,200 people in 2024", {"1200"}),
     ("one 1 and the year 1999", set()),
     ("погибли 62 человека", {"62"}),
+    ("İ5 and İ 300 dead", {"300"}),  # a letter before digits, even one that lower-cases to two characters
 ])
 def test_numbers_ignore_years_and_decimal_commas(text: str, numbers: set[str]) -> None:
     assert extract("", text, []).numbers == numbers
