@@ -169,57 +169,51 @@ def _token(token: str) -> tuple[tuple[str, ...], bool, int]:
 
 
 def _numbers_and_dates(text: str) -> tuple[frozenset[str], frozenset[tuple[int, int]]]:
-    """The numbers (other than years) and the (month, day) dates a text names, in one pass over its
-    runs of digits: both start at one (scanned separately, the two passes were a seventh of a post's
-    features). Dates are read on the lower-cased text, which month names need; numbers on the text as
-    written, where lower-casing kept every character in place (it does not after an 'İ', which
-    becomes two characters: then they have a pass of their own)."""
-    numbers: set[str] = set()
-    dates: set[tuple[int, int]] = set()
+    """The numbers (other than years) and the (month, day) dates a text names. Both start at a run of
+    digits, found once for both (found twice, they were a seventh of a post's features). Dates are
+    read on the lower-cased text, which month names need; numbers on the text as written, at the same
+    runs unless lower-casing moved characters (an 'İ' becomes two)."""
     low = text.lower()
-    aligned = len(low) == len(text)
+    runs = [run.span() for run in _DIGITS.finditer(low)]
+    moved = len(low) != len(text)
+    return (_numbers(text, [run.span() for run in _DIGITS.finditer(text)] if moved else runs),
+            _dates(low, runs))
+
+
+def _numbers(text: str, runs: list[tuple[int, int]]) -> frozenset[str]:
+    found = set()
     end = 0
-    for run in _DIGITS.finditer(low):
-        start, stop = run.span()
-        if aligned and start >= end:  # a run inside the last number is part of it
-            end = _number_at(text, start, numbers)
-        if stop - start <= 2 and 1 <= (day := int(run.group())) <= 31:
-            _add_date(low, start, stop, day, dates)
-    if not aligned:
-        for run in _DIGITS.finditer(text):
-            if run.start() >= end:
-                end = _number_at(text, run.start(), numbers)
-    return frozenset(numbers), frozenset(dates)
+    # A number starts a run of digits: the pattern is tried there only (tried at every character, its
+    # look-behind made it an eighth of a post's features). A run inside the last number is part of it.
+    for start, _ in runs:
+        if start < end or (match := _NUMBER.match(text, start)) is None:
+            continue
+        end = match.end()
+        whole = re.sub(r"[ ,\u00a0]", "", match.group(1))
+        if match.group(2) is not None:
+            found.add(f"{int(whole)}.{match.group(2)}")
+        elif not (1900 <= (value := int(whole)) <= 2100 or value < 2):  # years and "one" are in every post
+            found.add(str(value))
+    return frozenset(found)
 
 
-def _number_at(text: str, start: int, found: set[str]) -> int:
-    """Adds the number that starts at `start` (the start of a run of digits: the pattern is tried
-    there only, as its look-behind tried at every character was an eighth of a post's features),
-    normalized, unless it is a year or "one"; where it ends (`start` when there is none)."""
-    match = _NUMBER.match(text, start)
-    if match is None:
-        return start
-    whole = re.sub(r"[ ,\u00a0]", "", match.group(1))
-    if match.group(2) is not None:
-        found.add(f"{int(whole)}.{match.group(2)}")
-    elif not (1900 <= (value := int(whole)) <= 2100 or value < 2):  # years and "one" are in every post
-        found.add(str(value))
-    return match.end()
-
-
-def _add_date(low: str, start: int, end: int, day: int, found: set[tuple[int, int]]) -> None:
-    """The dates a day number at low[start:end] is part of: "5 May" or "May 5"."""
-    if start == 0 or not _is_word_char(low[start - 1]):  # "5 May": the day starts a word
-        after = _MONTH_AFTER_DAY.match(low, end)
-        if after is not None:
-            found.add((_month_of(after), day))
-    gap = start
-    while gap > 0 and low[gap - 1].isspace():
-        gap -= 1
-    if gap < start and _DAY_END.match(low, end):  # "May 5": a month word, space, the day
-        before = _MONTH_ENDING.search(low, max(0, gap - _LONGEST_MONTH_WORD), gap)
-        if before is not None:
-            found.add((_month_of(before), day))
+def _dates(low: str, runs: list[tuple[int, int]]) -> frozenset[tuple[int, int]]:
+    found = set()
+    for start, end in runs:
+        if end - start > 2 or not 1 <= (day := int(low[start:end])) <= 31:
+            continue
+        if start == 0 or not _is_word_char(low[start - 1]):  # "5 May": the day starts a word
+            after = _MONTH_AFTER_DAY.match(low, end)
+            if after is not None:
+                found.add((_month_of(after), day))
+        gap = start
+        while gap > 0 and low[gap - 1].isspace():
+            gap -= 1
+        if gap < start and _DAY_END.match(low, end):  # "May 5": a month word, space, the day
+            before = _MONTH_ENDING.search(low, max(0, gap - _LONGEST_MONTH_WORD), gap)
+            if before is not None:
+                found.add((_month_of(before), day))
+    return frozenset(found)
 
 
 def _is_word_char(ch: str) -> bool:
