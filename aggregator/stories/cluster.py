@@ -23,13 +23,15 @@ keys; they only weigh in the score.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from aggregator.stories.features import PostFeatures, near_copy
+from aggregator.stories.features import MINHASH_SIZE, PostFeatures, near_copy
 
 BANDS = 16  # MinHash bands for near-duplicate candidates (4 rows each)
 DUPLICATE_SCORE = 9.0  # a near-identical copy joins whatever its similarity would say
@@ -119,6 +121,20 @@ class Candidate:
     story: int
     story_first: datetime
     features: PostFeatures
+    may_copy: bool = True  # False: shares too few MinHash bands with the post to be a near copy of it
+
+
+@lru_cache(maxsize=16)
+def bands_for_copy(params: Params, size: int = MINHASH_SIZE) -> int:
+    """The fewest MinHash bands a post shares with any near copy of it (0: no bound).
+
+    A near copy agrees on at least `duplicate` of the signature's minimums, so it disagrees on at most
+    the rest; each disagreement spoils at most one band, so the other bands match whole, and equal
+    bands give equal index keys. A candidate that shares fewer band keys cannot be a near copy, and
+    its signature need not be compared."""
+    rows = size // BANDS
+    disagree = size - math.ceil(params.duplicate * size - 1e-9)
+    return max(0, size // rows - disagree)
 
 
 def choose(features: PostFeatures, candidates: Iterable[Candidate], params: Params) -> Decision:
@@ -137,7 +153,7 @@ def choose(features: PostFeatures, candidates: Iterable[Candidate], params: Para
         # had each new copy compared in full with all the others.
         if c.features.tiny or best.get(c.story) == DUPLICATE_SCORE:
             continue
-        if near_copy(features, c.features) >= params.duplicate:
+        if c.may_copy and near_copy(features, c.features) >= params.duplicate:
             duplicate, score = True, DUPLICATE_SCORE
         else:
             score = similarity(features, c.features, params)
@@ -223,7 +239,7 @@ class StoryIndex:
                 self.story_first.pop(member.story, None)
 
     def candidates(self, features: PostFeatures, at: datetime | None = None,
-                   keys: Iterable[str] | None = None) -> list[_Member]:
+                   keys: Iterable[str] | None = None, bands: Counter[int] | None = None) -> list[_Member]:
         """Active members sharing the most rare keys with the post, best first, ties by post id
         (within the window of `at` when given: a member left over from lazy expiry is never a
         candidate).
@@ -231,7 +247,8 @@ class StoryIndex:
         A busy window has hundreds of members sharing one common number with a post, so the
         counting and ranking stay in C: counts by `Counter.update`, then two stable sorts (by post,
         then by count descending), and the window is checked only on the members taken. `keys`:
-        the post's index keys, when the caller has them already."""
+        the post's index keys, when the caller has them already. `bands`: counts, for each member
+        found, the MinHash band keys it shares (see `bands_for_copy`)."""
         shared: Counter[int] = Counter()
         by_key = self.by_key
         for key in index_keys(features) if keys is None else keys:
@@ -242,6 +259,8 @@ class StoryIndex:
                 shared[posts] += 1
             else:
                 shared.update(posts)
+            if bands is not None and key[0] == "b":
+                bands.update((posts,) if type(posts) is int else posts)
         ranked = sorted(sorted(shared), key=shared.__getitem__, reverse=True)  # reverse keeps stability
         members = self.members
         if at is None:
@@ -261,7 +280,10 @@ class StoryIndex:
         self._expire(self.horizon(at) + self.params.window)
         if features.tiny:  # joins nothing (choose would say so after looking)
             return Decision(None, reason="tiny")
-        found = [Candidate(m.story, self.story_first[m.story], m.features) for m in self.candidates(features, at, keys)]
+        bands: Counter[int] = Counter()
+        members = self.candidates(features, at, keys, bands)
+        need = bands_for_copy(self.params)
+        found = [Candidate(m.story, self.story_first[m.story], m.features, bands[m.post] >= need) for m in members]
         return choose(features, found, self.params)
 
     def record(self, post: int, story: int, features: PostFeatures | None, at: datetime,

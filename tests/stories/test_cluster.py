@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.stories.cluster import Params, StoryIndex, similarity
-from aggregator.stories.features import PostFeatures, extract
+from aggregator.stories.cluster import BANDS, Params, StoryIndex, bands_for_copy, index_keys, similarity
+from aggregator.stories.features import MINHASH_SIZE, PostFeatures, extract, near_copy
 from aggregator.tagging.records import KIND_COUNTRY, KIND_TOPIC, Tag
 from tests.stories import samples
 
@@ -90,3 +92,46 @@ def test_a_post_older_than_the_window_of_the_newest_is_never_kept() -> None:
     story, _ = index.add(4, DERBENT_RU, T0 + 6 * day)  # older than the window, within reach of post 1
     assert story == 1 and sorted(index.members) == [1, 2]
     assert index.story_first == {1: T0 + 6 * day, 2: T0 + 10 * day}
+
+
+def _differing(features: PostFeatures, positions: list[int]) -> PostFeatures:
+    """The post with its MinHash signature changed at these positions (a copy edited a little)."""
+    signature = list(features.minhash)
+    for i in positions:
+        signature[i] ^= 1
+    return dataclasses.replace(features, minhash=tuple(signature))
+
+
+ROWS = MINHASH_SIZE // BANDS
+
+
+@pytest.mark.parametrize(("positions", "reason"), [
+    # 12 of 64 minimums differ, one in each of 12 bands: 0.81 >= 0.8, found by the 4 whole bands left
+    ([band * ROWS for band in range(12)], "duplicate"),
+    # 13 differ: 0.797, not a copy (the same words still make it the same event)
+    ([band * ROWS for band in range(13)], "similar"),
+    ([], "duplicate"),
+])
+def test_a_copy_is_found_through_the_fewest_bands_it_can_share(positions: list[int], reason: str) -> None:
+    """Candidates sharing fewer band keys than a near copy must are not compared signature by
+    signature; a copy edited in as many bands as the threshold allows is still one."""
+    decision = index_with((1, DERBENT_EN, T0)).decide(_differing(DERBENT_EN, positions), T0 + timedelta(hours=1))
+    assert (decision.story, decision.reason) == (1, reason)
+
+
+@pytest.mark.parametrize(("duplicate", "bands"), [(0.8, 4), (0.75, 0), (0.9, 10), (1.0, 16), (0.5, 0)])
+def test_bands_a_near_copy_shares(duplicate: float, bands: int) -> None:
+    assert bands_for_copy(Params(duplicate=duplicate)) == bands
+
+
+@pytest.mark.parametrize("duplicate", [0.7, 0.8, 0.85, 0.9, 1.0])
+def test_every_near_copy_shares_the_bands_it_must(duplicate: float) -> None:
+    """For random edits of a signature: whenever the estimate makes it a near copy, it shares at
+    least `bands_for_copy` band keys, so skipping candidates that share fewer loses no copy."""
+    rng = random.Random(5)
+    params = Params(duplicate=duplicate)
+    for _ in range(2000):
+        edited = _differing(DERBENT_EN, rng.sample(range(MINHASH_SIZE), rng.randint(0, 20)))
+        shared = {k for k in index_keys(DERBENT_EN) if k.startswith("b")} & set(index_keys(edited))
+        if near_copy(DERBENT_EN, edited) >= duplicate:
+            assert len(shared) >= bands_for_copy(params)
