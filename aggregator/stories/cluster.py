@@ -131,17 +131,17 @@ def bands_for_copy(params: Params, size: int = MINHASH_SIZE) -> int:
     A near copy agrees on at least `duplicate` of the signature's minimums, so it disagrees on at most
     the rest; each disagreement spoils at most one band, so the other bands match whole, and equal
     bands give equal index keys. A candidate that shares fewer band keys cannot be a near copy, and
-    its signature need not be compared."""
-    rows = size // BANDS
+    its signature need not be compared. (With a size that is not a multiple of BANDS, positions past
+    the last band spoil none, so the bound still holds.)"""
     disagree = size - math.ceil(params.duplicate * size - 1e-9)
-    return max(0, size // rows - disagree)
+    return max(0, BANDS - disagree)
 
 
 def choose(features: PostFeatures, candidates: Iterable[Candidate], params: Params) -> Decision:
     """The decision for a post given the active posts that share a rare key with it (best first).
 
-    The one decision rule, used alike by the in-memory index (evaluation) and by ingest and
-    recluster, which find their candidates in the database."""
+    The one decision rule: `StoryIndex.decide` calls it for evaluation, ingest (each worker's window)
+    and recluster alike."""
     if features.tiny:
         return Decision(None, reason="tiny")
     best: dict[int, float] = {}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.stories.cluster import BANDS, Params, StoryIndex, bands_for_copy, index_keys, similarity
+from aggregator.stories import cluster
+from aggregator.stories.cluster import BANDS, Params, StoryIndex, bands_for_copy, similarity
 from aggregator.stories.features import MINHASH_SIZE, PostFeatures, extract, near_copy
 from aggregator.tagging.records import KIND_COUNTRY, KIND_TOPIC, Tag
 from tests.stories import samples
@@ -124,14 +126,47 @@ def test_bands_a_near_copy_shares(duplicate: float, bands: int) -> None:
     assert bands_for_copy(Params(duplicate=duplicate)) == bands
 
 
+def _worst_edits(rng: random.Random) -> list[list[int]]:
+    """Edits of a signature: one position in each of the first k bands (the most bands k edits can
+    spoil, which is where a bound one too high shows), then random ones."""
+    spread = [[band * ROWS + rng.randrange(ROWS) for band in range(k)] for k in range(BANDS + 1)]
+    return spread + [rng.sample(range(MINHASH_SIZE), rng.randint(0, 20)) for _ in range(1000)]
+
+
 @pytest.mark.parametrize("duplicate", [0.7, 0.8, 0.85, 0.9, 1.0])
 def test_every_near_copy_shares_the_bands_it_must(duplicate: float) -> None:
-    """For random edits of a signature: whenever the estimate makes it a near copy, it shares at
-    least `bands_for_copy` band keys, so skipping candidates that share fewer loses no copy."""
+    """For edits of a signature: whenever the estimate makes it a near copy, the index counts at
+    least `bands_for_copy` band keys shared with it, so skipping candidates that share fewer loses
+    no copy."""
     rng = random.Random(5)
-    params = Params(duplicate=duplicate)
-    for _ in range(2000):
-        edited = _differing(DERBENT_EN, rng.sample(range(MINHASH_SIZE), rng.randint(0, 20)))
-        shared = {k for k in index_keys(DERBENT_EN) if k.startswith("b")} & set(index_keys(edited))
+    index = index_with((1, DERBENT_EN, T0))
+    for positions in _worst_edits(rng):
+        edited = _differing(DERBENT_EN, positions)
+        bands: Counter[int] = Counter()
+        index.candidates(edited, T0, None, bands)
         if near_copy(DERBENT_EN, edited) >= duplicate:
-            assert len(shared) >= bands_for_copy(params)
+            assert bands[1] >= bands_for_copy(Params(duplicate=duplicate)), positions
+
+
+def test_a_copy_of_copies_is_found_through_bands_they_share() -> None:
+    """Band keys held by several members (an agency's text carried by several outlets) count for
+    each of them."""
+    index = index_with((1, DERBENT_EN, T0), (2, DERBENT_EN, T0 + timedelta(minutes=5)))
+    edited = _differing(DERBENT_EN, [band * ROWS for band in range(12)])
+    bands: Counter[int] = Counter()
+    index.candidates(edited, T0, None, bands)
+    assert bands == {1: 4, 2: 4}
+    decision = index.decide(edited, T0 + timedelta(hours=1))
+    assert (decision.story, decision.reason) == (1, "duplicate")
+
+
+def test_a_candidate_that_cannot_be_a_copy_is_not_compared_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other language's report shares no band: its signature is not read (the saving), and it
+    still joins by similarity."""
+    compared = []
+    real = cluster.near_copy
+    monkeypatch.setattr(cluster, "near_copy", lambda a, b: compared.append(b) or real(a, b))
+    decision = index_with((1, DERBENT_EN, T0)).decide(DERBENT_RU, T0 + timedelta(hours=5))
+    assert (decision.story, decision.reason, compared) == (1, "similar", [])
+    index_with((1, DERBENT_EN, T0)).decide(DERBENT_EN, T0 + timedelta(hours=1))
+    assert compared == [DERBENT_EN]
