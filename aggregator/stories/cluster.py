@@ -29,11 +29,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from aggregator.stories.features import MINHASH_SIZE, PostFeatures, near_copy
 
 BANDS = 16  # MinHash bands for near-duplicate candidates (4 rows each)
+BAND_KEY = "b"  # what every band's index key starts with (and no other key)
 DUPLICATE_SCORE = 9.0  # a near-identical copy joins whatever its similarity would say
 MAX_CANDIDATES = 24  # members compared in full per post, the ones sharing most keys
 
@@ -103,7 +103,7 @@ def index_keys(f: PostFeatures) -> Iterator[str]:
     yield from (f"d:{m}-{d}" for m, d in f.dates)
     if f.minhash:
         rows = len(f.minhash) // BANDS
-        prefix = "b" if f.scheme == 1 else f"b{f.scheme}."  # bands of two schemes never meet
+        prefix = BAND_KEY if f.scheme == 1 else f"{BAND_KEY}{f.scheme}."  # bands of two schemes never meet
         for band in range(BANDS):
             yield f"{prefix}{band}:{hash(f.minhash[band * rows:(band + 1) * rows]) & 0xFFFFFFFF:x}"
 
@@ -124,7 +124,6 @@ class Candidate:
     may_copy: bool = True  # False: shares too few MinHash bands with the post to be a near copy of it
 
 
-@lru_cache(maxsize=16)
 def bands_for_copy(params: Params, size: int = MINHASH_SIZE) -> int:
     """The fewest MinHash bands a post shares with any near copy of it (0: no bound).
 
@@ -198,6 +197,10 @@ class StoryIndex:
     order: list[int] = field(default_factory=list)  # member posts in arrival order (for expiry)
     expired: int = 0  # how far `order` has been expired
     newest: datetime | None = None  # the latest date recorded
+    copy_bands: int = field(init=False)  # bands_for_copy(params): fewer shared, a candidate is no copy
+
+    def __post_init__(self) -> None:
+        self.copy_bands = bands_for_copy(self.params)
 
     def horizon(self, at: datetime) -> datetime:
         """The oldest date a member may have to be compared with a post dated `at`."""
@@ -259,7 +262,7 @@ class StoryIndex:
                 shared[posts] += 1
             else:
                 shared.update(posts)
-            if bands is not None and key[0] == "b":
+            if bands is not None and key[0] == BAND_KEY:
                 bands.update((posts,) if type(posts) is int else posts)
         ranked = sorted(sorted(shared), key=shared.__getitem__, reverse=True)  # reverse keeps stability
         members = self.members
@@ -282,7 +285,7 @@ class StoryIndex:
             return Decision(None, reason="tiny")
         bands: Counter[int] = Counter()
         members = self.candidates(features, at, keys, bands)
-        need = bands_for_copy(self.params)
+        need = self.copy_bands
         found = [Candidate(m.story, self.story_first[m.story], m.features, bands[m.post] >= need) for m in members]
         return choose(features, found, self.params)
 
