@@ -39,20 +39,25 @@ class Worker:
         self.grace_seconds = settings.shutdown_grace_seconds
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="poll")
         self._lock = threading.Lock()
+        # held from the closing check to the last submit, so shutdown never races a claim: a tick
+        # the scheduler started just before a signal would otherwise claim after the leases were
+        # released, and submit to a pool already shut down
+        self._claiming = threading.Lock()
         self._in_flight: set[Future[PollOutcome]] = set()
         self._closing = False
 
     def tick(self) -> int:
         """Claim as many due feeds as there are free slots and start polling them; returns how many."""
-        with self._lock:
-            free = self.capacity - len(self._in_flight)
-        if free <= 0 or self._closing:
-            return 0
-        with self.db.connection() as conn:
-            claimed = sources_db.claim_due(conn, owner=self.name, limit=free, lease_seconds=self.lease_seconds)
-        for source in claimed:
-            self._submit(source)
-        return len(claimed)
+        with self._claiming:
+            with self._lock:
+                free = self.capacity - len(self._in_flight)
+            if free <= 0 or self._closing:
+                return 0
+            with self.db.connection() as conn:
+                claimed = sources_db.claim_due(conn, owner=self.name, limit=free, lease_seconds=self.lease_seconds)
+            for source in claimed:
+                self._submit(source)
+            return len(claimed)
 
     def _submit(self, source: Source) -> Future[PollOutcome]:
         future = self._pool.submit(self.pipeline.update, source, self.name)
@@ -81,12 +86,15 @@ class Worker:
         return outcomes
 
     def _run_claimed(self, urls: list[str] | None) -> list[PollOutcome]:
-        with self.db.connection() as conn:
-            claimed = sources_db.claim_due(
-                conn, owner=self.name, limit=len(urls) if urls else self.capacity * 4,
-                lease_seconds=self.lease_seconds, urls=urls,
-            )
-        futures = [self._submit(s) for s in claimed]
+        with self._claiming:
+            if self._closing:
+                return []
+            with self.db.connection() as conn:
+                claimed = sources_db.claim_due(
+                    conn, owner=self.name, limit=len(urls) if urls else self.capacity * 4,
+                    lease_seconds=self.lease_seconds, urls=urls,
+                )
+            futures = [self._submit(s) for s in claimed]
         wait(futures)
         return [f.result() for f in futures]
 
@@ -100,7 +108,8 @@ class Worker:
 
         (Killed instead, the worker's leases expire by themselves.)
         """
-        self._closing = True
+        with self._claiming:
+            self._closing = True
         with self._lock:
             pending = list(self._in_flight)
         _, unfinished = wait(pending, timeout=self.grace_seconds if wait_seconds is None else wait_seconds)

@@ -24,6 +24,7 @@ from aggregator.ingest.normalize import canonical_url
 from aggregator.ingest.pipeline import Pipeline, PollOutcome
 from aggregator.ingest.worker import Worker
 from tests.support.feedserver import RSS_SAMPLE, Exchange, FeedServer
+from tests.support.network import wait_for, wait_until
 from tests.support.polling import claim_and_poll
 from tests.support.shared import SHARED_DATA
 from tests.support.tcpproxy import DatabaseProxy
@@ -386,3 +387,44 @@ def test_posts_are_stored_with_their_tags_and_evidence(
     with db.connection() as conn:
         assert "TJ" in conn.execute("SELECT countries FROM posts").fetchone()[0]
         assert conn.execute("SELECT count(*) FROM post_tags WHERE code = 'TJ'").fetchone() == (1,)
+
+
+def test_shutdown_during_a_tick_polls_what_was_claimed_and_holds_no_lease(
+    db: Database, settings: Settings, feed_server: FeedServer
+) -> None:
+    """A signal lands while the scheduler's tick is still claiming: the claim must not outlive the
+    shutdown (a lease kept until it expires) nor be submitted to a pool already shut down."""
+    feed_server.serve("/f", RSS_SAMPLE)
+    url = feed_server.url("/f")
+    add(db, url)
+    with db.connection() as blocker, Fetcher(settings) as fetcher:
+        worker = Worker(db, Pipeline(db, fetcher, settings), settings)
+        blocker.execute("LOCK TABLE sources IN EXCLUSIVE MODE")  # the tick's claim waits here
+        ticked: list[int | BaseException] = []
+
+        def tick() -> None:
+            try:
+                ticked.append(worker.tick())
+            except BaseException as e:  # the failure is what is asserted
+                ticked.append(e)
+
+        def waiting_on_sources() -> int:
+            with db.connection() as conn:
+                return conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                    "AND relation = 'sources'::regclass").fetchone()[0]
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        wait_for(waiting_on_sources, 10, what="the tick's claim to wait on the table lock")
+        stopper = threading.Thread(target=worker.shutdown)
+        stopper.start()
+        # a shutdown that does not wait for the claim reaches its release in milliseconds
+        wait_until(lambda: waiting_on_sources() >= 2, 1.0)
+        blocker.rollback()
+        ticker.join(30)
+        stopper.join(30)
+    assert ticked == [1]
+    state = source_state(db, url)
+    assert (state.lease_owner, state.lease_until) == (None, None)
+    assert state.last_success_at is not None
+
