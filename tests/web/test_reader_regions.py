@@ -4,6 +4,7 @@ rollup, exact before and after a refresh, and kept right by `aggregator retag`."
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 
@@ -311,6 +312,23 @@ def test_a_search_takes_its_sample_from_the_newest_posts_index_as_from_the_archi
             statements.clear()
             sampled = facets_db.sampled(conn, f, newest=newest)
             assert len(statements) == 1 and "recent_search" in statements[0], f
-            archive = fetch(conn, facets_db._SAMPLE.format(condition=condition, count=facets_db.sql.SQL(
-                facets_db._COUNT_CHOSEN)), {**params, "newest": newest})
+            archive = facets_db._regions_of_groups(fetch(conn, facets_db._SAMPLE.format(
+                condition=condition, count=facets_db.sql.SQL(facets_db._COUNT_CHOSEN)), {**params, "newest": newest}))
             assert sampled == archive and sum(n for k, n in sampled.items() if k.startswith("l:")) == newest, f
+
+
+REGION_ROWS = {"R:central-asia;KG,KZ,TJ,UZ;": 0, "R:fergana-valley;KG,TJ,UZ;osh,fergana": 0,
+               "R:north-caucasus;RU;chechnya,dagestan": 0}
+
+
+@pytest.mark.parametrize(("groups", "regions"), [
+    ({"g:KZ;": 3}, {"r:central-asia": 3}),
+    ({"g:KZ,UZ;": 2}, {"r:central-asia": 2}),  # two of its countries: its posts count once
+    ({"g:KG;osh": 1, "g:UZ;": 4}, {"r:central-asia": 5, "r:fergana-valley": 1}),  # places, not countries
+    ({"g:RU;": 7}, {}),  # Russia is not the North Caucasus: only its places are
+    ({"g:RU;chechnya,dagestan": 2, "g:;dagestan": 1}, {"r:north-caucasus": 3}),
+    ({"g:;": 5}, {}),
+])
+def test_sampled_regions_follow_the_rule_of_a_post(groups: dict[str, int], regions: dict[str, int]) -> None:
+    found = Counter({"l:en": 9, "c:KZ": 3, **groups, **REGION_ROWS})
+    assert facets_db._regions_of_groups(found) == {"l:en": 9, "c:KZ": 3, **regions}
