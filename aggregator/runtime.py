@@ -334,6 +334,8 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
 
     from uvicorn.config import STARTUP_FAILURE
 
+    from aggregator.web.balance import ABSENT
+
     # The worker processes build their settings from the environment: point them at the server
     # this process resolved (the embedded one included, which this process keeps running), and
     # at the address it listens on (links in emails name it).
@@ -345,12 +347,13 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
                        # which would be 1 already if this process was killed while it started.
                        PARENT_PID_VARIABLE: str(os.getpid())})
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or pool copied from here
-    held = spawn.RawArray("i", len(sockets))  # connections each process holds (web/balance.py)
+    # The connections each process holds (web/balance.py), where each has a socket of its own: on
+    # one shared socket (not Linux) a closed connection would come back to whichever process accepts.
+    distinct = len({id(sock) for sock in sockets}) == len(sockets)
+    held = spawn.RawArray("i", [ABSENT] * len(sockets)) if distinct else None
 
-    def start(sock: socket.socket) -> multiprocessing.process.BaseProcess:
-        index = sockets.index(sock)
-        held[index] = 0  # not the count of a process that ended
-        process = spawn.Process(target=_web_process, args=(sock, held, index), name="aggregator-web")
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        process = spawn.Process(target=_web_process, args=(sockets[index], held, index), name="aggregator-web")
         process.start()
         return process
 
@@ -361,7 +364,7 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    slots = [_Slot(sock, start(sock)) for sock in sockets]
+    slots = [_Slot(index, sockets[index], start(index)) for index in range(len(sockets))]
     log.info("web.listening url=%s workers=%d", _url(sockets[0]), len(slots))
     failed = None
     try:
@@ -369,7 +372,7 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
             now = time.monotonic()
             for slot in slots:
                 if slot.process is None and slot.due <= now:
-                    slot.process = start(slot.sock)
+                    slot.process = start(slot.index)
             waits = [slot.due - now for slot in slots if slot.process is None]
             wait([slot.process.sentinel for slot in slots if slot.process is not None],
                  timeout=max(0.0, min([PARENT_CHECK_SECONDS, *waits])))
@@ -377,6 +380,8 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
                 process = slot.process
                 if process is None or process.exitcode is None or stopping.is_set():
                     continue
+                if held is not None:
+                    held[slot.index] = ABSENT  # no share of the connections for the others to keep for it
                 if process.exitcode == STARTUP_FAILURE and not slot.replacing:
                     failed = f"a web process could not start (exit status {process.exitcode}); see its log above"
                     stopping.set()
@@ -411,6 +416,7 @@ MAX_RESTART_DELAY = 30.0  # seconds between tries of a replacement web process t
 class _Slot:
     """One socket of `serve` and the web process on it (None: waiting `due` to start one)."""
 
+    index: int
     sock: socket.socket
     process: BaseProcess | None
     replacing: bool = False  # the process replaces one that ended: a failed start is tried again
@@ -423,9 +429,9 @@ class _Slot:
         self.replacing, self.process, self.due = True, None, time.monotonic() + self.delay
 
 
-def _web_process(sock: socket.socket, held: MutableSequence[int], index: int) -> None:
+def _web_process(sock: socket.socket, held: MutableSequence[int] | None, index: int) -> None:
     """One web process (spawned): uvicorn serving the app `web_process_app` builds, on `sock`,
-    keeping its share of the connections (`held[index]`, see web/balance.py).
+    keeping its share of the connections (`held[index]`, see web/balance.py; None: one shared socket).
 
     The app is built here, not by uvicorn's factory: uvicorn reports only a TypeError of a factory
     as a startup failure, and anything else (no database within DB_START_SECONDS, say) ended the
@@ -442,12 +448,14 @@ def _web_process(sock: socket.socket, held: MutableSequence[int], index: int) ->
 
     from aggregator.web.balance import ConnectionBalance, Shares
 
-    shares = Shares(held, index)
-    config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False, proxy_headers=False)
-    # the proxy headers inside the balance, which knows a connection by its peer's address
-    config.app = ConnectionBalance(ProxyHeadersMiddleware(app, trusted_hosts=config.forwarded_allow_ips), shares)
+    config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False, proxy_headers=held is None)
     server = uvicorn.Server(config)
-    shares.peers = lambda: [connection.client for connection in server.server_state.connections]
+    if held is not None:
+        shares = Shares(held, index)
+        # the proxy headers inside the balance, which knows a connection by its peer's address
+        config.app = ConnectionBalance(ProxyHeadersMiddleware(app, trusted_hosts=config.forwarded_allow_ips), shares)
+        shares.peers = lambda: [connection.client for connection in server.server_state.connections]
+        held[index] = 0  # serving from now: a process to share the connections with
     _settle_heap()
     server.run(sockets=[sock])
 

@@ -155,7 +155,7 @@ class _RegionIndex:
     """The regions' members, and the regions of each set of countries and places met so far (the
     same sets recur from page to page: a few hundred in a sample of 500 posts, far fewer overall)."""
 
-    MEMO = 100_000  # sets remembered, at most
+    MEMO = 10_000  # sets remembered, at most
 
     def __init__(self, definitions: frozenset[str]) -> None:
         self.by_country: dict[str, list[str]] = {}

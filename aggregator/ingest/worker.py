@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -108,11 +109,14 @@ class Worker:
 
         (Killed instead, the worker's leases expire by themselves.)
         """
-        with self._claiming:
-            self._closing = True
+        grace = self.grace_seconds if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + grace
+        self._closing = True  # no new claim; one under way submits what it claimed, then lets go
+        if self._claiming.acquire(timeout=grace):  # bounded: a claim stuck on the database is left
+            self._claiming.release()              # to its lease, which expires (as when killed)
         with self._lock:
             pending = list(self._in_flight)
-        _, unfinished = wait(pending, timeout=self.grace_seconds if wait_seconds is None else wait_seconds)
+        _, unfinished = wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)
         # with the database gone too, the leases expire by themselves
         with failures_logged(log, "worker.release_failed", name=self.name):

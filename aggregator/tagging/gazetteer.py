@@ -241,11 +241,22 @@ def _russian_countries(ru: Mapping[str, Any], b: _Builder, codes: set[str], weig
                 b.alias(form, code, kind, weights[kind], _russian_case(form))
 
 
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _slug(code: object, where: str) -> None:
+    """Place and region codes are lowercase words joined by hyphens: they are URL parameters, and
+    facet keys that join several codes with ',' and ';' (aggregator.db.facets)."""
+    if not isinstance(code, str) or not _SLUG.fullmatch(code):
+        raise ConfigError(f"{where}: the code must be lowercase letters and digits, words joined by '-'")
+
+
 def _places(folder: Path, codes: set[str], phrases: list[Phrase], forms: russian.FormCache) -> dict[str, Place]:
     places: dict[str, Place] = {}
     entries = mapping(read_yaml(folder, "places.yaml").get("places"), "places.yaml: places")
     for code, entry in entries.items():
         where = f"places.yaml: {code}"
+        _slug(code, where)
         entry = mapping(entry, where)
         unknown = sorted(set(entry) - {"name", "country", "within", "en", "ru"})
         if unknown:
@@ -293,6 +304,7 @@ def _regions(folder: Path, codes: set[str], places: Mapping[str, Place], phrases
         raise ConfigError(f"{RUSSIAN_FILE}: regions: {code!r} is not a region of regions.yaml")
     for code, entry in entries.items():
         where = f"regions.yaml: {code}"
+        _slug(code, where)
         entry = mapping(entry, where)
         members = strings(entry.get("countries"), f"{where}: countries")
         unknown = sorted(set(members) - codes)

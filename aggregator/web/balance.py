@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, MutableSequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+ABSENT = -1  # the count of a slot whose process is not serving (starting, or ended): not one to share with
+
 
 def over_share(mine: int, total: int, processes: int) -> bool:
     """More connections than an even split allows (rounding up, so an odd one out stays)."""
@@ -49,9 +51,10 @@ class Shares:
             return True
         mine = len(held) - len(self.leaving)
         self.counts[self.index] = mine
+        serving = [n for n in self.counts if n != ABSENT]
         # those let go come back, to one process or another: the share is of all
-        total = sum(self.counts) + len(self.leaving)
-        if peer is None or not over_share(mine, total, len(self.counts)):
+        total = sum(serving) + len(self.leaving)
+        if peer is None or not over_share(mine, total, len(serving)):
             return False
         self.leaving.add(peer)
         self.counts[self.index] = mine - 1
@@ -67,7 +70,7 @@ class ConnectionBalance:
         self.shares = shares
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.shares.over(scope.get("client")):
+        if scope["type"] != "http" or _closes_anyway(scope) or not self.shares.over(scope.get("client")):
             await self.app(scope, receive, send)
             return
 
@@ -77,3 +80,9 @@ class ConnectionBalance:
             await send(message)
 
         await self.app(scope, receive, closing)
+
+
+def _closes_anyway(scope: Scope) -> bool:
+    """A request whose connection ends with its answer (HTTP/1.0, or asked so): nothing to move."""
+    return scope.get("http_version") == "1.0" or any(
+        name == b"connection" and b"close" in value.lower() for name, value in scope.get("headers", ()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.web.balance import Shares, over_share
+from aggregator.web.balance import ABSENT, Shares, _closes_anyway, over_share
 
 
 @pytest.mark.parametrize(("mine", "total", "processes", "over"), [
@@ -39,3 +39,22 @@ def test_a_request_without_a_peer_is_never_let_go() -> None:
     shares = Shares([0, 0], 0)
     shares.peers = lambda: [("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 3)]
     assert shares.over(None) is False
+
+
+def test_a_process_not_serving_is_not_shared_with() -> None:
+    """A slot whose process is starting or has ended holds no connections and takes none: its
+    neighbour keeps its clients rather than sending half of them to a queue nobody answers."""
+    shares = Shares([0, ABSENT], 0)
+    shares.peers = lambda: [("127.0.0.1", 40000 + n) for n in range(10)]
+    assert not any(shares.over(("127.0.0.1", 40000 + n)) for n in range(10))
+    shares.counts[1] = 0  # the replacement serves: half go
+    assert [shares.over(("127.0.0.1", 40000 + n)) for n in range(10)].count(True) == 5
+
+
+@pytest.mark.parametrize(("version", "headers", "closes"), [
+    ("1.1", [], False), ("1.1", [(b"connection", b"keep-alive")], False),
+    ("1.1", [(b"connection", b"Close")], True), ("1.0", [], True),
+])
+def test_a_connection_that_ends_anyway_is_not_picked(version: str, headers: list[tuple[bytes, bytes]],
+                                                     closes: bool) -> None:
+    assert _closes_anyway({"type": "http", "http_version": version, "headers": headers}) is closes
