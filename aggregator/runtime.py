@@ -364,7 +364,7 @@ def _serve_processes(settings: Settings, database_url: str, sockets: list[socket
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    slots = [_Slot(index, sockets[index], start(index)) for index in range(len(sockets))]
+    slots = [_Slot(index, start(index)) for index in range(len(sockets))]
     log.info("web.listening url=%s workers=%d", _url(sockets[0]), len(slots))
     failed = None
     try:
@@ -414,10 +414,9 @@ MAX_RESTART_DELAY = 30.0  # seconds between tries of a replacement web process t
 
 @dataclass(slots=True)
 class _Slot:
-    """One socket of `serve` and the web process on it (None: waiting `due` to start one)."""
+    """One socket of `serve` (its index) and the web process on it (None: waiting `due` to start one)."""
 
     index: int
-    sock: socket.socket
     process: BaseProcess | None
     replacing: bool = False  # the process replaces one that ended: a failed start is tried again
     delay: float = 0.0  # before the next try, after a replacement failed to start (doubling)
@@ -444,13 +443,13 @@ def _web_process(sock: socket.socket, held: MutableSequence[int] | None, index: 
     except Exception as exc:
         log.error("web.start_failed error=%s", exc)
         sys.exit(STARTUP_FAILURE)  # serve stops if this was its first start, else tries again later
-    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
-    from aggregator.web.balance import ConnectionBalance, Shares
-
     config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False, proxy_headers=held is None)
     server = uvicorn.Server(config)
     if held is not None:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        from aggregator.web.balance import ConnectionBalance, Shares
+
         shares = Shares(held, index)
         # the proxy headers inside the balance, which knows a connection by its peer's address
         config.app = ConnectionBalance(ProxyHeadersMiddleware(app, trusted_hosts=config.forwarded_allow_ips), shares)

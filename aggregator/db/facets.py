@@ -125,8 +125,8 @@ def live_sql(f: PostFilter, ranges: Sequence[tuple[datetime, datetime]] | None =
 # (Codes are the taxonomy's: letters, digits and hyphens, never ',' or ';'.)
 _COUNT_CHOSEN = """
     SELECT 'l:' || coalesce(lang, 'und'), count(*) FROM chosen GROUP BY 1
-    UNION ALL SELECT 'c:' || c, count(*) FROM (SELECT unnest(countries) AS c FROM chosen) AS named GROUP BY c
-    UNION ALL SELECT 't:' || t, count(*) FROM (SELECT unnest(topics) AS t FROM chosen) AS named GROUP BY t
+    UNION ALL SELECT 'c:' || c, count(*) FROM (SELECT unnest(countries) AS c FROM chosen) AS unnested GROUP BY c
+    UNION ALL SELECT 't:' || t, count(*) FROM (SELECT unnest(topics) AS t FROM chosen) AS unnested GROUP BY t
     UNION ALL SELECT 's:' || ps.source_id, count(*) FROM chosen JOIN post_sources ps ON ps.post_id = chosen.id
               GROUP BY 1
     UNION ALL SELECT 'g:' || array_to_string(countries, ',') || ';' || array_to_string(places, ','), count(*)

@@ -49,16 +49,22 @@ class Worker:
 
     def tick(self) -> int:
         """Claim as many due feeds as there are free slots and start polling them; returns how many."""
+        return len(self._claim_and_start(None))
+
+    def _claim_and_start(self, limit: int | None, urls: list[str] | None = None) -> list[Future[PollOutcome]]:
+        """Claim up to `limit` due feeds (None: as many as there are free slots; with `urls`, those
+        feeds, due or not) and start polling them, unless closing. Under `_claiming`, so a shutdown
+        never races a claim."""
         with self._claiming:
-            with self._lock:
-                free = self.capacity - len(self._in_flight)
-            if free <= 0 or self._closing:
-                return 0
+            if limit is None:
+                with self._lock:
+                    limit = self.capacity - len(self._in_flight)
+            if limit <= 0 or self._closing:
+                return []
             with self.db.connection() as conn:
-                claimed = sources_db.claim_due(conn, owner=self.name, limit=free, lease_seconds=self.lease_seconds)
-            for source in claimed:
-                self._submit(source)
-            return len(claimed)
+                claimed = sources_db.claim_due(conn, owner=self.name, limit=limit,
+                                               lease_seconds=self.lease_seconds, urls=urls)
+            return [self._submit(source) for source in claimed]
 
     def _submit(self, source: Source) -> Future[PollOutcome]:
         future = self._pool.submit(self.pipeline.update, source, self.name)
@@ -87,15 +93,7 @@ class Worker:
         return outcomes
 
     def _run_claimed(self, urls: list[str] | None) -> list[PollOutcome]:
-        with self._claiming:
-            if self._closing:
-                return []
-            with self.db.connection() as conn:
-                claimed = sources_db.claim_due(
-                    conn, owner=self.name, limit=len(urls) if urls else self.capacity * 4,
-                    lease_seconds=self.lease_seconds, urls=urls,
-                )
-            futures = [self._submit(s) for s in claimed]
+        futures = self._claim_and_start(len(urls) if urls else self.capacity * 4, urls)
         wait(futures)
         return [f.result() for f in futures]
 
