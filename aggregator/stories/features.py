@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from sys import intern
+from typing import Any
 
 import numpy as np
 
@@ -343,7 +344,8 @@ def extract(title: str, text: str, tags: list[Tag] | tuple[Tag, ...]) -> PostFea
 
 
 def _norm(words: Counter[str]) -> float:
-    return math.sqrt(sum(v * v for v in words.values()))
+    counts = words.values()
+    return math.sqrt(sum(map(operator.mul, counts, counts)))  # integers: the same sum in any order
 
 
 def _minhash_key(scheme: int) -> str:
@@ -358,22 +360,25 @@ def to_json(f: PostFeatures) -> dict[str, object]:
             _minhash_key(f.scheme): list(f.minhash), "tiny": f.tiny}
 
 
-def from_json(d: dict[str, object]) -> PostFeatures:
-    """The features stored by `to_json`."""
+def from_json(d: dict[str, Any]) -> PostFeatures:
+    """The features stored by `to_json` (decoded JSON: strings and integers where it wrote them).
+
+    A worker decodes every post another worker clustered, and a whole window when it loads one, so
+    the conversions run in C (`map`, `zip`) rather than a comprehension a word."""
     def strings(key: str) -> frozenset[str]:
-        return frozenset(intern(str(x)) for x in d.get(key) or ())  # type: ignore[attr-defined]
+        return frozenset(map(intern, d.get(key) or ()))
 
     # Interned: a window holds tens of thousands of posts that share one vocabulary; a decoded string
     # apiece was a third of the window's memory.
-    words: Counter[str] = Counter({intern(str(k)): int(v) for k, v in (d.get("w") or {}).items()})  # type: ignore[attr-defined]
+    stored = d.get("w") or {}
+    words: Counter[str] = Counter(dict(zip(map(intern, stored), stored.values(), strict=True)))
     scheme = 1 if _minhash_key(1) in d else MINHASH_SCHEME
-    key = _minhash_key(scheme)
     return PostFeatures(
         words=words,
         names=strings("n"), numbers=strings("#"),
-        dates=frozenset((int(m), int(day)) for m, day in d.get("d") or ()),  # type: ignore[attr-defined]
+        dates=frozenset((int(m), int(day)) for m, day in d.get("d") or ()),
         countries=strings("c"), places=strings("p"), topics=strings("t"),
-        minhash=tuple(int(x) for x in d.get(key) or ()),  # type: ignore[attr-defined]
+        minhash=tuple(d.get(_minhash_key(scheme)) or ()),
         tiny=bool(d.get("tiny")),
         norm=_norm(words),
         scheme=scheme,

@@ -170,3 +170,36 @@ def test_a_candidate_that_cannot_be_a_copy_is_not_compared_as_one(monkeypatch: p
     assert (decision.story, decision.reason, compared) == (1, "similar", [])
     index_with((1, DERBENT_EN, T0)).decide(DERBENT_EN, T0 + timedelta(hours=1))
     assert compared == [DERBENT_EN]
+
+
+def _ranked_by_rule(index: StoryIndex, features: PostFeatures, at: datetime) -> list[int]:
+    """The ranking rule written plainly: members sharing the most index keys first, ties by post
+    id, only those within the window of `at`, at most MAX_CANDIDATES."""
+    keys = set(cluster.index_keys(features))
+    low, high = max(index.horizon(at), at - index.params.window), at + index.params.window
+    shared = {m.post: len(keys & set(m.keys)) for m in index.members.values() if low <= m.at <= high}
+    return sorted((p for p in shared if shared[p]), key=lambda p: (-shared[p], p))[:cluster.MAX_CANDIDATES]
+
+
+def test_candidates_are_the_members_sharing_most_keys_ties_by_post_id() -> None:
+    """Posts drawn from a small vocabulary of names and numbers, so keys are shared by many members
+    and counts tie often; arrival order differs from post id order, and some members fall outside
+    the window of the post asked about."""
+    rng = random.Random(5)
+    names = [f"Name{a}{b}" for a in "BDGKMRTVZ" for b in "aeiou"]
+    index = StoryIndex(Params(window=timedelta(hours=24)))
+    posts = rng.sample(range(1, 5000), 600)
+
+    def text() -> str:
+        return " ".join(rng.sample(names, 5) + [f"report {rng.randint(2, 30)}" for _ in range(3)] + ["said"] * 8)
+
+    for number, post in enumerate(posts):
+        at = T0 + timedelta(minutes=5 * number + rng.randint(-600, 600))
+        index.record(post, post, extract("Officials say", text(), tags("RU")), at)
+    assert index.newest is not None
+    for trial in range(60):
+        features = extract("Officials ask", text(), tags("KZ"))
+        at = index.newest - timedelta(minutes=rng.randint(0, 30 * 60))
+        expected = _ranked_by_rule(index, features, at)
+        assert len(expected) == cluster.MAX_CANDIDATES, trial  # enough members to choose from
+        assert [m.post for m in index.candidates(features, at)] == expected, trial
