@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 import numpy as np
 
@@ -38,6 +39,9 @@ BANDS = 16  # MinHash bands for near-duplicate candidates (4 rows each)
 BAND_KEY = "b"  # what every band's index key starts with (and no other key)
 DUPLICATE_SCORE = 9.0  # a near-identical copy joins whatever its similarity would say
 MAX_CANDIDATES = 24  # members compared in full per post, the ones sharing most keys
+# Postings (a member per key it shares) from which counting and ranking on arrays is cheaper than a
+# Counter and two sorts: numpy's calls cost some 15 µs whatever the size, a Counter ~0.1 µs a posting.
+ARRAY_RANKING_FROM = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,16 +254,17 @@ class StoryIndex:
         candidate).
 
         A busy window has hundreds of members sharing one common number with a post (some 600
-        postings a post in the benchmark's window), so the counting and ranking are done on arrays:
-        the postings are copied out of their sets, `unique` counts them (sorted by post id), and a
-        stable sort by count descending keeps ties by post id. Counting them into a `Counter` cost
-        about three times as much, mostly its hash table's inserts. The window is checked only on
-        the members taken. `keys`: the post's index keys, when the caller has them already.
-        `bands`: counts, for each member found, the MinHash band keys it shares (see
-        `bands_for_copy`)."""
+        postings a post in the benchmark's window), so beyond ARRAY_RANKING_FROM postings the
+        counting and ranking are done on arrays: the postings are copied out of their sets, `unique`
+        counts them (sorted by post id), and a stable sort by count descending keeps ties by post
+        id. Counting them into a `Counter` cost about three times as much there, mostly its hash
+        table's inserts; below, a Counter and two stable sorts are cheaper than numpy's calls. The
+        window is checked only on the members taken. `keys`: the post's index keys, when the caller
+        has them already. `bands`: counts, for each member found, the MinHash band keys it shares
+        (see `bands_for_copy`)."""
         by_key = self.by_key
         singles: list[int] = []
-        postings: list[np.ndarray] = []
+        held: list[set[int]] = []
         for key in index_keys(features) if keys is None else keys:
             posts = by_key.get(key)
             if posts is None:
@@ -267,21 +272,26 @@ class StoryIndex:
             if type(posts) is int:
                 singles.append(posts)
             else:
-                postings.append(np.fromiter(posts, np.int64, len(posts)))
+                held.append(posts)
             if bands is not None and key[0] == BAND_KEY:
                 bands.update((posts,) if type(posts) is int else posts)
-        if singles:
+        ranked: Iterable[int]
+        if len(singles) + sum(map(len, held)) < ARRAY_RANKING_FROM:
+            shared = Counter(singles)
+            for posts in held:
+                shared.update(posts)
+            ranked = sorted(sorted(shared), key=shared.__getitem__, reverse=True)  # reverse keeps stability
+        else:
+            postings = [np.fromiter(posts, np.int64, len(posts)) for posts in held]
             postings.append(np.array(singles, np.int64))
-        if not postings:
-            return []
-        found, counts = np.unique(np.concatenate(postings), return_counts=True)
-        ranked = found[np.argsort(-counts, kind="stable")]
+            found, counts = np.unique(np.concatenate(postings), return_counts=True)
+            ranked = found[np.argsort(-counts, kind="stable")].tolist()
         members = self.members
         if at is None:
-            return [members[post] for post in ranked[:MAX_CANDIDATES].tolist()]
+            return [members[post] for post in islice(ranked, MAX_CANDIDATES)]
         low, high = max(self.horizon(at), at - self.params.window), at + self.params.window
         taken: list[_Member] = []
-        for post in ranked.tolist():
+        for post in ranked:
             member = members[post]
             if low <= member.at <= high:
                 taken.append(member)

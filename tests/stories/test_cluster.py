@@ -181,10 +181,13 @@ def _ranked_by_rule(index: StoryIndex, features: PostFeatures, at: datetime) -> 
     return sorted((p for p in shared if shared[p]), key=lambda p: (-shared[p], p))[:cluster.MAX_CANDIDATES]
 
 
-def test_candidates_are_the_members_sharing_most_keys_ties_by_post_id() -> None:
+@pytest.mark.parametrize("array_ranking_from", [0, 10**9])  # always on arrays, never
+def test_candidates_are_the_members_sharing_most_keys_ties_by_post_id(
+        array_ranking_from: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Posts drawn from a small vocabulary of names and numbers, so keys are shared by many members
     and counts tie often; arrival order differs from post id order, and some members fall outside
-    the window of the post asked about."""
+    the window of the post asked about. Both ways of counting follow the rule."""
+    monkeypatch.setattr(cluster, "ARRAY_RANKING_FROM", array_ranking_from)
     rng = random.Random(5)
     names = [f"Name{a}{b}" for a in "BDGKMRTVZ" for b in "aeiou"]
     index = StoryIndex(Params(window=timedelta(hours=24)))
@@ -203,3 +206,6 @@ def test_candidates_are_the_members_sharing_most_keys_ties_by_post_id() -> None:
         expected = _ranked_by_rule(index, features, at)
         assert len(expected) == cluster.MAX_CANDIDATES, trial  # enough members to choose from
         assert [m.post for m in index.candidates(features, at)] == expected, trial
+        assert [m.post for m in index.candidates(features)] == [  # no window asked: none checked
+            m.post for m in sorted(index.members.values(), key=lambda m: (-len(set(m.keys) & set(
+                cluster.index_keys(features))), m.post))[:cluster.MAX_CANDIDATES]], trial
