@@ -86,46 +86,55 @@ class View:
     """A page's filter as its URL parameters (kept as given, so links reproduce them).
 
     A page links to a few hundred variants of its own filter (each facet, chip and map country),
-    so each parameter is URL-encoded once per view and each distinct link built once per view."""
+    most of them changing one parameter. So each parameter is URL-encoded once per view, and for
+    each parameter changed, the parameters sorted before it and after it are joined once: a link is
+    then three strings put together, not the whole filter sorted and joined again."""
 
     params: Mapping[str, Sequence[str]]
     _encoded: dict[str, list[str]] = field(init=False, repr=False, compare=False)
-    _links: dict[tuple[str, tuple[tuple[str, tuple[str, ...] | None], ...]], str] = field(
-        init=False, repr=False, compare=False)
+    _around: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         encoded = {k: [_pair(k, v) for v in vs] for k, vs in self.params.items() if k != "cursor"}
         object.__setattr__(self, "_encoded", encoded)
-        object.__setattr__(self, "_links", {})
+        object.__setattr__(self, "_around", {})
 
     def has(self, name: str, value: str) -> bool:
         return value in self.params.get(name, ())
 
     def url(self, path: str = "/", **changes: Sequence[str] | str | None) -> str:
         """`path` with these parameters replaced (None or () removes one); the cursor never survives."""
-        key = (path, tuple((name, None if value is None else (value,) if isinstance(value, str) else tuple(value))
-                           for name, value in changes.items()))
-        found = self._links.get(key)
-        if found is not None:
-            return found
-        encoded = self._encoded
-        if changes:
-            encoded = dict(encoded)
-            for name, values in key[1]:
-                if not values:
-                    encoded.pop(name, None)
-                else:
-                    encoded[name] = [_pair(name, v) for v in values]
+        if len(changes) == 1:
+            (name, values), = changes.items()
+            values = () if values is None else (values,) if isinstance(values, str) else values
+            return self._link(path, name, [_pair(name, v) for v in values])
+        encoded = dict(self._encoded)
+        for name, values in changes.items():
+            values = () if values is None else (values,) if isinstance(values, str) else values
+            if values:
+                encoded[name] = [_pair(name, v) for v in values]
+            else:
+                encoded.pop(name, None)
         query = "&".join(pair for name in sorted(encoded) for pair in encoded[name])
-        link = f"{path}?{query}" if query else path
-        self._links[key] = link
-        return link
+        return f"{path}?{query}" if query else path
+
+    def _link(self, path: str, name: str, pairs: list[str]) -> str:
+        """`path` with parameter `name` given these encoded pairs, every other one as it is."""
+        around = self._around.get(name)
+        if around is None:
+            encoded = self._encoded
+            around = ("&".join(pair for other in sorted(encoded) if other < name for pair in encoded[other]),
+                      "&".join(pair for other in sorted(encoded) if other > name for pair in encoded[other]))
+            self._around[name] = around
+        query = "&".join(part for part in (around[0], "&".join(pairs), around[1]) if part)
+        return f"{path}?{query}" if query else path
 
     def adding(self, name: str, value: str) -> str:
-        return self.url(**{name: [*self.params.get(name, ()), value]})
+        return self._link("/", name, [*self._encoded.get(name, ()), _pair(name, value)])
 
     def removing(self, name: str, value: str) -> str:
-        return self.url(**{name: [v for v in self.params.get(name, ()) if v != value]})
+        return self._link("/", name, [pair for v, pair in zip(self.params.get(name, ()), self._encoded.get(name, ()),
+                                                              strict=True) if v != value])
 
     def toggling(self, name: str, value: str) -> str:
         return self.removing(name, value) if self.has(name, value) else self.adding(name, value)
