@@ -54,6 +54,7 @@ from aggregator.stories.baseline import surges
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
+from aggregator.web.fragments import chip_list, facet_items
 from aggregator.web.highlight import Span, mark_sentinels, mark_spans, strip_sentinels
 from aggregator.web.source_pages import source_pages
 
@@ -225,7 +226,8 @@ class Reader:
         self.region_places = {code: sorted(places) for code, places in taxonomy.region_places.items() if places}
         self.focus = {c for members in self.region_members.values() for c in members}
         self.env = _environment()
-        self.env.globals.update(asset=asset_url, countries=self.countries, topics=self.topics, regions=self.regions)
+        self.env.globals.update(asset=asset_url, countries=self.countries, topics=self.topics, regions=self.regions,
+                                chip_list=chip_list, facet_items=facet_items)
         outline = resources.files("aggregator.web").joinpath("static/region-map.svg").read_text("utf-8")
         self.map_box: str = re.search(r'viewBox="([^"]+)"', outline).group(1)  # type: ignore[union-attr]
         self.map_codes: list[str] = sorted(re.findall(r'<path id="([A-Z]{2})"', outline))
