@@ -1,34 +1,30 @@
-"""SQL for search highlights: the title and summary of found posts with the query's matches marked.
+"""SQL for search highlights: a found post's title and summary with the query's matches marked.
 
 PostgreSQL's ts_headline finds the matches the search itself found (same configuration, same
 stemming), which a highlighter in Python could only imitate. It does not escape what it returns,
 so matches are wrapped in control-character sentinels (aggregator.web.highlight escapes the text,
 then turns the sentinels into <mark>).
+
+The marked title and summary are two more columns of the page's own statement (post_filters.list_sql
+asks for them), not a statement of their own: a second statement cost a round trip, a plan and the
+query's parsing again, about a tenth of a search page's time in PostgreSQL. ts_headline is only
+computed for the rows the page returns (PostgreSQL evaluates such costly columns after the limit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import psycopg
 from psycopg import sql
 
-_OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
+OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
 # The configuration a post is indexed with (migration 0012), so its matches are found as the search found them.
-_HEADLINES = sql.SQL("""
-    SELECT p.id, ts_headline({config}, p.title, query, %(options)s),
-           ts_headline({config}, p.summary, query, %(options)s)
-    FROM posts p, (SELECT search_query(%(q)s) AS query) AS parsed
-    WHERE p.id = ANY(%(ids)s)
-""").format(
-    config=sql.SQL("""CASE WHEN p.lang = 'ru' THEN 'russian'::regconfig WHEN p.lang = 'en' OR p.lang IS NULL
-                      THEN 'english'::regconfig ELSE 'simple'::regconfig END"""),
-)
+_CONFIG = sql.SQL("""CASE WHEN p.lang = 'ru' THEN 'russian'::regconfig WHEN p.lang = 'en' OR p.lang IS NULL
+                     THEN 'english'::regconfig ELSE 'simple'::regconfig END""")
+# `query`: the statement's own parsed search (post_filters' search_query(%(q)s)); the options travel as a parameter.
+MARKED = sql.SQL(""", ts_headline({config}, p.title, {query}, %(headline_options)s) AS title_marked,
+               ts_headline({config}, p.summary, {query}, %(headline_options)s) AS summary_marked""")
 
 
-def search_headlines(conn: psycopg.Connection, post_ids: Sequence[int], q: str) -> dict[int, tuple[str, str]]:
-    """post id -> (title, summary) with the matches of websearch query `q` between sentinels."""
-    if not post_ids:
-        return {}
-    rows = conn.execute(_HEADLINES, {"q": q, "ids": list(post_ids), "options": _OPTIONS}).fetchall()
-    return {post_id: (title, summary) for post_id, title, summary in rows}
+def marked_columns(query: sql.Composable) -> tuple[sql.Composed, dict[str, str]]:
+    """The title and summary with the matches of `query` (a tsquery expression) between sentinels,
+    as two more columns of a statement on `posts p` (after a comma of their own), and their parameter."""
+    return MARKED.format(config=_CONFIG, query=query), {"headline_options": OPTIONS}

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import BaseRowFactory, RowMaker, args_row, class_row
 
+from aggregator.db import headlines
 from aggregator.query import Cursor, PostFilter, PostQuery
 
 # posts.search indexes each post with its language's configuration (migration 0011): a query is parsed
@@ -51,6 +52,9 @@ class PostRow:
     rank: float | None
     story_id: int | None = None  # the story the post is in (stories: one event, many outlets)
     story_sources: int | None = None  # how many sources that story has
+    # a search's title and summary with its matches between sentinels (list_sql's `marked`), else None
+    title_marked: str | None = None
+    summary_marked: str | None = None
 
 
 @dataclass(slots=True)
@@ -163,17 +167,21 @@ def _after(cursor: Cursor | None) -> tuple[sql.Composable, dict[str, Any]]:
     return sql.SQL("(p.sort_at, p.id) < (%(c_published)s, %(c_id)s)"), params
 
 
-def list_sql(query: PostQuery) -> tuple[sql.Composed, dict[str, Any]]:
-    """One page of posts (limit + 1 rows: the extra one says whether there is a next page)."""
+def list_sql(query: PostQuery, *, marked: bool = False) -> tuple[sql.Composed, dict[str, Any]]:
+    """One page of posts (limit + 1 rows: the extra one says whether there is a next page).
+    `marked`: a search's page also gets each title and summary with its matches marked."""
     condition, params = where(query.filter)
     after, after_params = _after(query.cursor)
     relevance = query.sort == "relevance"
     order = "rank DESC, p.sort_at DESC, p.id DESC" if relevance else "p.sort_at DESC, p.id DESC"
+    highlights, highlight_params = (headlines.marked_columns(_TSQUERY) if marked and query.filter.q
+                                    else (sql.SQL(""), {}))
     statement = sql.SQL("""
         SELECT p.id, p.title, p.url, p.author, p.published_at, p.sort_at, p.updated_at, p.summary, p.lang,
                p.places,
                {text} AS text, s.id AS source_id, coalesce(s.name, s.title, s.url) AS source_name,
                s.url AS source_url, {rank} AS rank, sk.story_id, st.source_count AS story_sources
+               {highlights}
         FROM posts p LEFT JOIN sources s ON s.id = p.source_id
              LEFT JOIN post_story_keys sk ON sk.post_id = p.id LEFT JOIN stories st ON st.id = sk.story_id
         WHERE {condition} AND {after}
@@ -182,9 +190,9 @@ def list_sql(query: PostQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """).format(
         text=sql.SQL("p.text" if "text" in query.include else "NULL::text"),
         rank=_RANK if relevance else sql.SQL("NULL::real"),
-        condition=condition, after=after, order=sql.SQL(order),
+        highlights=highlights, condition=condition, after=after, order=sql.SQL(order),
     )
-    return statement, {**params, **after_params, "limit": query.limit + 1}
+    return statement, {**params, **after_params, **highlight_params, "limit": query.limit + 1}
 
 
 def _in_order(cls: type[Any]) -> BaseRowFactory[Any]:
@@ -203,8 +211,8 @@ def _in_order(cls: type[Any]) -> BaseRowFactory[Any]:
     return factory
 
 
-def list_posts(conn: psycopg.Connection, query: PostQuery) -> list[PostRow]:
-    statement, params = list_sql(query)
+def list_posts(conn: psycopg.Connection, query: PostQuery, *, marked: bool = False) -> list[PostRow]:
+    statement, params = list_sql(query, marked=marked)
     return conn.cursor(row_factory=_in_order(PostRow)).execute(statement, params).fetchall()
 
 

@@ -31,7 +31,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from aggregator.db import facets as facets_db
-from aggregator.db import headlines as headlines_db
 from aggregator.db import post_filters as filters_db
 from aggregator.db import stories as stories_db
 from aggregator.db import tags as tags_db
@@ -290,7 +289,8 @@ class Reader:
     def place_chips(self, view: View, codes: Iterable[str]) -> list[Chip]:
         return [Chip(p, self.places.get(p, p), view.url("/", place=[p])) for p in codes]
 
-    def items(self, conn: Any, view: View, rows: Sequence[filters_db.PostRow], q: str | None) -> list[Item]:
+    def items(self, conn: Any, view: View, rows: Sequence[filters_db.PostRow]) -> list[Item]:
+        """The posts as listed, a search's with its matches marked (rows read with `marked`)."""
         tags = filters_db.tags_of(conn, [r.id for r in rows], evidence=False)
         primary: dict[int, list[str]] = {}
         topics: dict[int, list[str]] = {}
@@ -302,16 +302,15 @@ class Reader:
                 topics.setdefault(t.post_id, []).append(t.code)
             elif t.kind == "place":
                 places.setdefault(t.post_id, []).append(t.code)
-        marked = headlines_db.search_headlines(conn, [r.id for r in rows], q) if q else {}
         result = []
         for r in rows:
             countries, topic_chips = self.chips(view, primary.get(r.id, []), topics.get(r.id, []))
             title: Markup | str = r.title
             summary: Markup | str = r.summary
-            if r.id in marked:
-                title, summary = (mark_sentinels(marked[r.id][0]), mark_sentinels(marked[r.id][1]))
-                if not strip_sentinels(marked[r.id][1]).strip():
-                    summary = r.summary
+            if r.title_marked is not None and r.summary_marked is not None:
+                title = mark_sentinels(r.title_marked)
+                if strip_sentinels(r.summary_marked).strip():
+                    summary = mark_sentinels(r.summary_marked)
             result.append(Item(r.id, title, r.url, r.source_name or r.source_url, r.sort_at,
                                r.published_at is None, r.lang, summary, countries, topic_chips,
                                self.place_chips(view, places.get(r.id, [])), r.story_id, r.story_sources or 0))
@@ -442,9 +441,9 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             deferred = not facets_db.rollup_answers(query.filter, dirty)
             if _provisional(query.filter, dirty):
                 token = None  # the counts come once the rollup is rebuilt, which changes no post
-            rows = filters_db.list_posts(conn, query)
+            rows = filters_db.list_posts(conn, query, marked=True)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-            items = reader.items(conn, view, page, query.filter.q)
+            items = reader.items(conn, view, page)
             counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True,
                                                                       dirty=dirty)
             sources = busiest_sources(conn, counts, SOURCES_LISTED)
@@ -499,7 +498,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             if primary or topics:
                 similar = PostQuery(PostFilter(countries=tuple(primary), topics=tuple(topics[:3])), limit=6)
                 like = [r for r in filters_db.list_posts(conn, similar) if r.id != post_id][:5]
-                like_items = reader.items(conn, View({}), like, None)
+                like_items = reader.items(conn, View({}), like)
             else:
                 like_items = []
         spans = {"title": [], "text": []}
@@ -548,7 +547,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         view = View(params)
         with reader.read() as conn:
             rows = filters_db.list_posts(conn, replace(query, limit=10))[:10]
-            items = reader.items(conn, view, rows, None)
+            items = reader.items(conn, view, rows)
             counts, sampled, provisional = facet_counts(conn, query.filter)
             busiest = busiest_sources(conn, counts, 10)
         if provisional:
