@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from psycopg import sql
 
-OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
+_OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
 # The configuration a post is indexed with (migration 0012), so its matches are found as the search found them.
 _CONFIG = sql.SQL("""CASE WHEN p.lang = 'ru' THEN 'russian'::regconfig WHEN p.lang = 'en' OR p.lang IS NULL
                      THEN 'english'::regconfig ELSE 'simple'::regconfig END""")
 # `query`: the statement's own parsed search (post_filters' search_query(%(q)s)); the options travel as a parameter.
-MARKED = sql.SQL(""", ts_headline({config}, p.title, {query}, %(headline_options)s) AS title_marked,
+_MARKED = sql.SQL(""", ts_headline({config}, p.title, {query}, %(headline_options)s) AS title_marked,
                ts_headline({config}, p.summary, {query}, %(headline_options)s) AS summary_marked""")
 
 
 def marked_columns(query: sql.Composable) -> tuple[sql.Composed, dict[str, str]]:
     """The title and summary with the matches of `query` (a tsquery expression) between sentinels,
     as two more columns of a statement on `posts p` (after a comma of their own), and their parameter."""
-    return MARKED.format(config=_CONFIG, query=query), {"headline_options": OPTIONS}
+    return _MARKED.format(config=_CONFIG, query=query), {"headline_options": _OPTIONS}

@@ -25,8 +25,8 @@ from aggregator.query import StoryQuery
 
 CLUSTERING_LOCK = 0x5708_1E5  # pg_advisory_xact_lock key of story clustering
 STORY_IDS = "stories_id_seq"
-T = TypeVar("T")
 CLUSTER_ORDER = "story_seq"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
