@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import errno
-import gc
 import logging
 import os
 import signal
@@ -299,7 +298,6 @@ def _serve(app: object, settings: Settings, sock: socket.socket) -> None:
     previous = {sig: signal.signal(sig, _log_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     log.info("web.listening url=%s", _url(sock))
     try:
-        _settle_heap()
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
@@ -455,17 +453,7 @@ def _web_process(sock: socket.socket, held: MutableSequence[int] | None, index: 
         config.app = ConnectionBalance(ProxyHeadersMiddleware(app, trusted_hosts=config.forwarded_allow_ips), shares)
         shares.peers = lambda: [connection.client for connection in server.server_state.connections]
         held[index] = 0  # serving from now: a process to share the connections with
-    _settle_heap()
     server.run(sockets=[sock])
-
-
-def _settle_heap() -> None:
-    """Exempt what the process built before serving (templates, taxonomy, routes: ~170,000 objects)
-    from the cyclic garbage collector. A full collection walked all of them each time a pile of
-    requests' objects reached the oldest generation: 50-90 ms with the process answering nothing,
-    so every connection queued on it waited that long once in a few hundred requests."""
-    gc.collect()
-    gc.freeze()
 
 
 def _stop_with_parent(parent: int) -> None:
