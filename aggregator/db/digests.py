@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from aggregator.db.post_filters import where
+from aggregator.db.post_filters import filtered, where
 from aggregator.query import PostFilter
 
 
@@ -229,4 +229,4 @@ def posts_in_window(conn: psycopg.Connection, post_filter: PostFilter, window: W
         ORDER BY p.sort_at DESC, p.id DESC
     """).format(condition=condition, bounds=bounds)
     values: dict[str, Any] = {**params, **bound_params, "limit": limit}
-    return conn.cursor(row_factory=class_row(WindowPost)).execute(statement, values).fetchall()
+    return filtered(conn.cursor(row_factory=class_row(WindowPost)), statement, values).fetchall()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from aggregator.db.post_filters import where
+from aggregator.db.post_filters import filtered, where
 from aggregator.query import PostFilter
 
 if TYPE_CHECKING:
@@ -276,10 +276,17 @@ def counts(conn: psycopg.Connection, f: PostFilter, *, days: int, regions: bool 
 # (counted live instead). Each part is one range of the (dim, month, facet) key: a condition on
 # month that the index cannot use (month = '-infinity' OR month = ANY(...)) made PostgreSQL read
 # every month of the dimension, 15 ms instead of 0.7 for the whole archive.
+# The all-time rows are read as two ranges around the days ('d:…', the only keys starting with d;
+# every key is a lowercase letter and a colon): a dimension has a row per day of its archive, about
+# 2,900 of the 3,250 rows of one country and topic, which a filter on each row read and dropped
+# (0.7 ms of a page's 3 ms in PostgreSQL).
 _ALL_TIME = sql.SQL("""
     SELECT facet, sum(n) FROM (
         SELECT facet, posts AS n FROM facet_months
-        WHERE dim = %(dim)s AND month = '-infinity' AND facet NOT LIKE 'd:%%'
+        WHERE dim = %(dim)s AND month = '-infinity' AND facet < 'd'
+        UNION ALL
+        SELECT facet, posts FROM facet_months
+        WHERE dim = %(dim)s AND month = '-infinity' AND facet >= 'e'
         UNION ALL
         SELECT facet, -posts FROM facet_months
         WHERE dim = %(dim)s AND month = ANY(%(dirty)s::date[]) AND facet NOT LIKE 'd:%%'
@@ -311,7 +318,7 @@ _ROLLED = sql.SQL("({facets}) UNION ALL ({days})")
 
 
 def _fetch(conn: psycopg.Connection, statement: sql.Composable, params: dict[str, Any]) -> Counter[str]:
-    return Counter(dict(conn.execute(statement, params).fetchall()))  # counts: int already
+    return Counter(dict(filtered(conn.cursor(), statement, params).fetchall()))  # counts: int already
 
 
 def source_names(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, str]:

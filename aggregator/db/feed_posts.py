@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from aggregator.db.post_filters import where
+from aggregator.db.post_filters import filtered, where
 from aggregator.query import PostFilter
 
 CHANGE_CHANNEL = "aggregator_feeds_changed"  # notified by the triggers of migration 0004
@@ -72,8 +72,7 @@ def heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -> list
         ORDER BY p.sort_at DESC, p.id DESC
         LIMIT %(limit)s
     """).format(condition=condition)
-    cur = conn.cursor(row_factory=class_row(FeedHead))
-    return cur.execute(statement, {**params, "limit": limit}).fetchall()
+    return filtered(conn.cursor(row_factory=class_row(FeedHead)), statement, {**params, "limit": limit}).fetchall()
 
 
 def story_heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -> list[FeedHead]:
@@ -95,8 +94,7 @@ def story_heads(conn: psycopg.Connection, post_filter: PostFilter, limit: int) -
         ORDER BY st.last_seen_at DESC, st.id DESC
         LIMIT %(limit)s
     """).format(condition=condition)
-    cur = conn.cursor(row_factory=class_row(FeedHead))
-    return cur.execute(statement, {**params, "limit": limit}).fetchall()
+    return filtered(conn.cursor(row_factory=class_row(FeedHead)), statement, {**params, "limit": limit}).fetchall()
 
 
 def story_sources(conn: psycopg.Connection, story_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import set_json_loads
 
-from aggregator.db.post_filters import where
+from aggregator.db.post_filters import filtered, where
 from aggregator.query import StoryQuery
 
 CLUSTERING_LOCK = 0x5708_1E5  # pg_advisory_xact_lock key of story clustering
@@ -336,7 +336,7 @@ def list_stories(conn: psycopg.Connection, query: StoryQuery) -> list[StoryRow]:
         LIMIT %(limit)s
     """).format(after=after, condition=condition)
     params |= {"min_sources": query.min_sources, "limit": query.limit + 1}
-    return conn.cursor(row_factory=class_row(StoryRow)).execute(statement, params).fetchall()
+    return filtered(conn.cursor(row_factory=class_row(StoryRow)), statement, params).fetchall()
 
 
 def titles_in(conn: psycopg.Connection, story_ids: Sequence[int], lang: str) -> dict[int, str]:

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.types.range import Range
 
 from aggregator.db.facets import dirty_months
+from aggregator.db.post_filters import filtered
 
 # kind -> (the rollup dimension of the totals, of the split, the array a post's codes are in, the split's array)
 _DIMS = {"country": ("c:", "xc:", "countries", "topics"), "topic": ("t:", "xt:", "topics", "countries"),
@@ -64,7 +65,7 @@ def daily(conn: psycopg.Connection, kind: str, code: str, start: date, end: date
         ranges = [Range(_midnight(m), _midnight((m + timedelta(days=32)).replace(day=1)), "[)") for m in live]
         statement = _LIVE_REGION if kind == "region" else _LIVE.format(own=sql.Identifier(own),
                                                                         other=sql.Identifier(other))
-        for is_total, facet, posts in conn.execute(statement, {"code": code, "ranges": ranges, **params}):
+        for is_total, facet, posts in filtered(conn.cursor(), statement, {"code": code, "ranges": ranges, **params}):
             _add(result, is_total, facet, posts)
     return result
 
