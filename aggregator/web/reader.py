@@ -53,7 +53,7 @@ from aggregator.stories.baseline import surges
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
-from aggregator.web.fragments import chip_list, facet_items
+from aggregator.web.fragments import chip_list, facet_items, iso_text, post_list, utc_text
 from aggregator.web.highlight import Span, mark_sentinels, mark_spans, strip_sentinels
 from aggregator.web.source_pages import source_pages
 
@@ -226,7 +226,7 @@ class Reader:
         self.focus = {c for members in self.region_members.values() for c in members}
         self.env = _environment()
         self.env.globals.update(asset=asset_url, countries=self.countries, topics=self.topics, regions=self.regions,
-                                chip_list=chip_list, facet_items=facet_items)
+                                chip_list=chip_list, facet_items=facet_items, post_list=post_list)
         outline = resources.files("aggregator.web").joinpath("static/region-map.svg").read_text("utf-8")
         self.map_box: str = re.search(r'viewBox="([^"]+)"', outline).group(1)  # type: ignore[union-attr]
         self.map_codes: list[str] = sorted(re.findall(r'<path id="([A-Z]{2})"', outline))
@@ -384,21 +384,9 @@ SOURCES_LISTED = 15  # the busiest sources of a view, in its facets
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("aggregator.web", "templates"), autoescape=select_autoescape(("html",)),
                       trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined, auto_reload=False)
-    env.filters["iso"] = lambda moment: moment.astimezone(UTC).isoformat() if moment else ""
-    env.filters["utc"] = _utc
+    env.filters["iso"] = iso_text
+    env.filters["utc"] = utc_text
     return env
-
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _utc(moment: datetime | None) -> str:
-    """'5 Dec 2026, 21:34 UTC' (pages are in English whatever the server's locale; strftime, which
-    follows it, cost three times as much, once per post listed)."""
-    if not moment:
-        return "-"
-    m = moment.astimezone(UTC)
-    return f"{m.day} {_MONTHS[m.month - 1]} {m.year}, {m.hour:02d}:{m.minute:02d} UTC"
 
 
 @cache

@@ -15,8 +15,9 @@ from lxml import html as lxml_html
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
+from aggregator.web.fragments import utc_text
 from aggregator.web.highlight import START, STOP, Span, mark_sentinels, mark_spans
-from aggregator.web.reader import READER_POLICY, View, _utc, lenient_query
+from aggregator.web.reader import READER_POLICY, View, lenient_query
 from tests.api.conftest import DATA, Corpus, TestClient, ids
 from tests.api.conftest import corpus as corpus
 from tests.support.feedserver import FeedServer
@@ -261,4 +262,4 @@ def test_a_search_lists_its_posts_at_once_and_counts_its_filters_apart(corpus: C
     (None, "-"),
 ])
 def test_dates_are_written_in_utc_in_english(moment: datetime | None, shown: str) -> None:
-    assert _utc(moment) == shown
+    assert utc_text(moment) == shown
