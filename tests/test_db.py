@@ -23,7 +23,7 @@ from aggregator.errors import ConfigError, DatabaseUnavailable, SchemaVersionErr
 from aggregator.ingest.models import Post
 from aggregator.sources.registry import sync_feeds_file
 from tests.support.database import fresh_database, server_url
-from tests.support.network import free_port
+from tests.support.network import free_port, wait_for
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -318,6 +318,46 @@ def test_a_connection_lost_mid_transaction_is_unavailable_and_the_next_one_works
         with database.connection() as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
             assert conn.info.backend_pid != pid
+
+
+@pytest.mark.parametrize("used", [1, 3])
+def test_an_idle_connection_the_server_ended_is_replaced_before_anyone_gets_it(database_url: str, used: int) -> None:
+    """A restart ends the sessions the pool holds while they are idle: the next request must get
+    a live connection, whatever it was used for last (the pool asks only a connection whose
+    socket has something to read)."""
+    database = Database(database_url, max_size=1, wait_seconds=2)
+    with database:
+        for _ in range(used):
+            with database.connection() as conn:
+                pid = conn.info.backend_pid
+                conn.execute("SELECT 1")
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%(pid)s)", {"pid": pid})
+            wait_for(lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %(pid)s",
+                                               {"pid": pid}).fetchone(), timeout=10)
+        with database.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid != pid
+
+
+def test_a_read_is_one_read_only_snapshot_and_its_settings_end_with_it(database_url: str) -> None:
+    database = Database(database_url, max_size=1)
+    with database:
+        with database.read(statement_timeout=2.5) as conn:
+            settings = conn.execute("SELECT current_setting('transaction_isolation'), "
+                                    "current_setting('transaction_read_only'), current_setting('statement_timeout'), "
+                                    "current_setting('work_mem')").fetchone()
+            assert settings == ("repeatable read", "on", "2500ms", "16MB")
+        with pytest.raises(StorageError, match="read-only"), database.read(statement_timeout=1) as conn:
+            conn.execute("CREATE TEMP TABLE t (x int)")
+        with pytest.raises(ValueError), database.read(statement_timeout=1) as conn:
+            conn.execute("SELECT 1")
+            raise ValueError("the page failed")
+        with database.connection() as conn:  # the same connection, its settings as they were
+            conn.execute("CREATE TEMP TABLE t (x int)")
+            conn.execute("INSERT INTO t VALUES (1)")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            assert conn.execute("SELECT current_setting('statement_timeout')").fetchone() == ("0",)
 
 
 def test_a_closed_pool_is_a_plain_storage_error(database_url: str) -> None:

@@ -223,7 +223,7 @@ def filtered(cursor: C, statement: sql.Composable, params: dict[str, Any]) -> C:
     plans it for these values every time. A plan kept for any values cannot tell a rare country
     from Russia (walking the date index for one, reading the GIN index for the other): measured, a
     kept plan made country + topic 35 times slower. Every other statement of a read is prepared
-    by psycopg once it recurs, and its plan kept (begin_read)."""
+    by psycopg once it recurs, and its plan kept (Database.read)."""
     return cursor.execute(statement, params, prepare=False)
 
 
@@ -342,16 +342,3 @@ def region_counts(conn: psycopg.Connection, regions: dict[str, Sequence[str]],
         FROM (VALUES {rows}) AS r (code, members, places)
     """).format(rows=rows)
     return {code: count for code, count in filtered(conn.cursor(), statement, params).fetchall()}
-
-
-def begin_read(conn: psycopg.Connection, *, statement_timeout: float) -> None:
-    """Start an API transaction, in one round trip: REPEATABLE READ, READ ONLY (every statement
-    sees the same data: a page and its tags, the facet rollup and its dirty months), a statement
-    timeout (a pathological query fails fast instead of holding a connection), and enough work_mem
-    that bitmaps over tens of thousands of posts stay exact instead of lossy. Statements psycopg
-    prepares keep their plan; those whose plan depends on a filter's values are run `filtered`.
-    (Planning every statement anew, as this did, cost a stream page 1 ms of PostgreSQL's time.)"""
-    conn.execute(sql.SQL(
-        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = {}; "
-        "SET LOCAL work_mem = '16MB'"
-    ).format(sql.Literal(str(max(1, int(statement_timeout * 1000))))))

@@ -14,7 +14,6 @@ from fastapi import Request
 
 from aggregator.config import Settings
 from aggregator.db import Database
-from aggregator.db import post_filters as filters_db
 from aggregator.query import Vocabulary
 
 if TYPE_CHECKING:
@@ -56,8 +55,7 @@ class ApiContext:
     @contextmanager
     def read(self) -> Iterator[psycopg.Connection]:
         """A read-only transaction on one snapshot, bounded by the API's statement timeout."""
-        with self.db.connection() as conn:
-            filters_db.begin_read(conn, statement_timeout=self.settings.api_statement_timeout)
+        with self.db.read(statement_timeout=self.settings.api_statement_timeout) as conn:
             yield conn
 
     def tag_name(self, kind: str, code: str) -> str | None:

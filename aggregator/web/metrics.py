@@ -18,7 +18,6 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggregator.db import Database
-from aggregator.db import post_filters as filters_db
 from aggregator.db import stats as stats_db
 from aggregator.errors import StorageError
 
@@ -37,8 +36,7 @@ class PollingCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            with self.db.connection() as conn:
-                filters_db.begin_read(conn, statement_timeout=self.statement_timeout)
+            with self.db.read(statement_timeout=self.statement_timeout) as conn:
                 stats = stats_db.polling_stats(conn, window_seconds=WINDOW_SECONDS)
         except StorageError as exc:  # a scrape must still answer: the request metrics are worth having
             log.warning("metrics.db_unavailable error=%s", exc)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from aggregator.db import Database
 from aggregator.db import facets as facets_db
 from aggregator.db import feed_posts as feed_posts_db
 from aggregator.db import migrate as migrate_db
@@ -140,24 +141,21 @@ def test_a_filter_is_planned_for_its_values_and_a_page_once(big: psycopg.Connect
     index for a rare country); what a page shows of its chosen posts is, and its plan is kept."""
     rare = PostFilter(countries=("TM",), topics=("cyber",), match="all")
     words = PostFilter(q="zirconium", countries=("TM",))
-    big.execute("DEALLOCATE ALL")
-    with big.transaction():
-        filters_db.begin_read(big, statement_timeout=30)
+    with Database(big.info.dsn, max_size=1) as database, database.read(statement_timeout=30) as conn:
         # the seeded months were never rolled up: trends count them from the posts
-        assert big.execute("SELECT count(*) FROM facet_dirty_months WHERE month = '2015-02-01'").fetchone() != (0,)
+        assert conn.execute("SELECT count(*) FROM facet_dirty_months WHERE month = '2015-02-01'").fetchone() != (0,)
         for _ in range(8):  # psycopg prepares a statement on its sixth run
             for post_filter in (rare, words):
-                rows = filters_db.list_posts(big, PostQuery(post_filter, limit=20), marked=True)
+                rows = filters_db.list_posts(conn, PostQuery(post_filter, limit=20), marked=True)
                 assert rows, post_filter
-                filters_db.tags_of(big, [r.id for r in rows], evidence=False)
-                facets_db.counts(big, post_filter, days=0)
-                facets_db.sampled(big, post_filter, newest=100)
-                feed_posts_db.heads(big, post_filter, 10)
-                stories_db.list_stories(big, StoryQuery(post_filter))
-            trends_db.daily(big, "country", "TM", date(2015, 1, 1), date(2015, 3, 1))
-            filters_db.region_counts(big, {"central-asia": ["KZ", "TM"]})
-        prepared = [r[0] for r in big.execute("SELECT statement FROM pg_prepared_statements")]
-        big.execute("ROLLBACK")
+                filters_db.tags_of(conn, [r.id for r in rows], evidence=False)
+                facets_db.counts(conn, post_filter, days=0)
+                facets_db.sampled(conn, post_filter, newest=100)
+                feed_posts_db.heads(conn, post_filter, 10)
+                stories_db.list_stories(conn, StoryQuery(post_filter))
+            trends_db.daily(conn, "country", "TM", date(2015, 1, 1), date(2015, 3, 1))
+            filters_db.region_counts(conn, {"central-asia": ["KZ", "TM"]})
+        prepared = [r[0] for r in conn.execute("SELECT statement FROM pg_prepared_statements")]
     filter_operators = ("&&", "@>", "@@", "<@")
     assert not [s for s in prepared if any(op in s for op in filter_operators)], prepared
     assert any("WITH ORDINALITY AS chosen" in s for s in prepared), prepared
