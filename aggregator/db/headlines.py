@@ -5,10 +5,10 @@ stemming), which a highlighter in Python could only imitate. It does not escape 
 so matches are wrapped in control-character sentinels (aggregator.web.highlight escapes the text,
 then turns the sentinels into <mark>).
 
-The marked title and summary are two more columns of the page's own statement (post_filters.list_sql
-asks for them), not a statement of their own: a second statement cost a round trip, a plan and the
-query's parsing again, about a tenth of a search page's time in PostgreSQL. ts_headline is only
-computed for the rows the page returns (PostgreSQL evaluates such costly columns after the limit).
+The marked title and summary are two more columns of the statement that reads what a page shows
+of its posts (post_filters.list_posts asks for them), not a statement of their own: a second
+statement cost a round trip, a plan and the query's parsing again, about a tenth of a search page's
+time in PostgreSQL. ts_headline is computed only for the page's own posts, which that statement reads.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ _OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
 _CONFIG = sql.SQL("""CASE WHEN p.lang = 'ru' THEN 'russian'::regconfig WHEN p.lang = 'en' OR p.lang IS NULL
                      THEN 'english'::regconfig ELSE 'simple'::regconfig END""")
 # `query`: the statement's own parsed search (post_filters' search_query(%(q)s)); the options travel as a parameter.
-_MARKED = sql.SQL(""", ts_headline({config}, p.title, {query}, %(headline_options)s) AS title_marked,
+_MARKED = sql.SQL("""ts_headline({config}, p.title, {query}, %(headline_options)s) AS title_marked,
                ts_headline({config}, p.summary, {query}, %(headline_options)s) AS summary_marked""")
 
 
 def marked_columns(query: sql.Composable) -> tuple[sql.Composed, dict[str, str]]:
     """The title and summary with the matches of `query` (a tsquery expression) between sentinels,
-    as two more columns of a statement on `posts p` (after a comma of their own), and their parameter."""
+    as two columns of a statement on `posts p`, and their parameter."""
     return _MARKED.format(config=_CONFIG, query=query), {"headline_options": _OPTIONS}

@@ -93,11 +93,13 @@ class View:
     params: Mapping[str, Sequence[str]]
     _encoded: dict[str, list[str]] = field(init=False, repr=False, compare=False)
     _around: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
+    _only: dict[tuple[str, str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         encoded = {k: [_pair(k, v) for v in vs] for k, vs in self.params.items() if k != "cursor"}
         object.__setattr__(self, "_encoded", encoded)
         object.__setattr__(self, "_around", {})
+        object.__setattr__(self, "_only", {})
 
     def has(self, name: str, value: str) -> bool:
         return value in self.params.get(name, ())
@@ -128,6 +130,14 @@ class View:
             self._around[name] = around
         query = "&".join(part for part in (around[0], "&".join(pairs), around[1]) if part)
         return f"{path}?{query}" if query else path
+
+    def only(self, name: str, value: str) -> str:
+        """The stream with parameter `name` set to this one value: a tag chip's link. A page's thirty
+        posts share most of their tags, so each link is made once per view."""
+        link = self._only.get((name, value))
+        if link is None:
+            link = self._only[(name, value)] = self._link("/", name, [_pair(name, value)])
+        return link
 
     def adding(self, name: str, value: str) -> str:
         return self._link("/", name, [*self._encoded.get(name, ()), _pair(name, value)])
@@ -283,28 +293,17 @@ class Reader:
     # --- building blocks ----------------------------------------------------------------------
 
     def chips(self, view: View, countries: Iterable[str], topics: Iterable[str]) -> tuple[list[Chip], list[Chip]]:
-        return ([Chip(c, self.countries.get(c, c), view.url("/", country=[c])) for c in countries],
-                [Chip(t, self.topics.get(t, t), view.url("/", topic=[t])) for t in topics])
+        return ([Chip(c, self.countries.get(c, c), view.only("country", c)) for c in countries],
+                [Chip(t, self.topics.get(t, t), view.only("topic", t)) for t in topics])
 
     def place_chips(self, view: View, codes: Iterable[str]) -> list[Chip]:
-        return [Chip(p, self.places.get(p, p), view.url("/", place=[p])) for p in codes]
+        return [Chip(p, self.places.get(p, p), view.only("place", p)) for p in codes]
 
-    def items(self, conn: Any, view: View, rows: Sequence[filters_db.PostRow]) -> list[Item]:
-        """The posts as listed, a search's with its matches marked (rows read with `marked`)."""
-        tags = filters_db.tags_of(conn, [r.id for r in rows], evidence=False)
-        primary: dict[int, list[str]] = {}
-        topics: dict[int, list[str]] = {}
-        places: dict[int, list[str]] = {}
-        for t in tags:
-            if t.kind == "country" and t.role == "primary":
-                primary.setdefault(t.post_id, []).append(t.code)
-            elif t.kind == "topic":
-                topics.setdefault(t.post_id, []).append(t.code)
-            elif t.kind == "place":
-                places.setdefault(t.post_id, []).append(t.code)
+    def items(self, view: View, rows: Sequence[filters_db.PostRow]) -> list[Item]:
+        """The posts as listed (rows read with `tags`), a search's with its matches marked (with `marked`)."""
         result = []
         for r in rows:
-            countries, topic_chips = self.chips(view, primary.get(r.id, []), topics.get(r.id, []))
+            countries, topic_chips = self.chips(view, r.primary_tags or (), r.topic_tags or ())
             title: Markup | str = r.title
             summary: Markup | str = r.summary
             if r.title_marked is not None and r.summary_marked is not None:
@@ -313,7 +312,7 @@ class Reader:
                     summary = mark_sentinels(r.summary_marked)
             result.append(Item(r.id, title, r.url, r.source_name or r.source_url, r.sort_at,
                                r.published_at is None, r.lang, summary, countries, topic_chips,
-                               self.place_chips(view, places.get(r.id, [])), r.story_id, r.story_sources or 0))
+                               self.place_chips(view, r.place_tags or ()), r.story_id, r.story_sources or 0))
         return result
 
     def facets(self, view: View, counts: Counter[str], sources: Sequence[tuple[int, int, str]], *,
@@ -429,9 +428,9 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             deferred = not facets_db.rollup_answers(query.filter, dirty)
             if _provisional(query.filter, dirty):
                 token = None  # the counts come once the rollup is rebuilt, which changes no post
-            rows = filters_db.list_posts(conn, query, marked=True)
+            rows = filters_db.list_posts(conn, query, marked=True, tags=True)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-            items = reader.items(conn, view, page)
+            items = reader.items(view, page)
             counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True,
                                                                       dirty=dirty)
             sources = busiest_sources(conn, counts, SOURCES_LISTED)
@@ -485,8 +484,8 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             like = []
             if primary or topics:
                 similar = PostQuery(PostFilter(countries=tuple(primary), topics=tuple(topics[:3])), limit=6)
-                like = [r for r in filters_db.list_posts(conn, similar) if r.id != post_id][:5]
-                like_items = reader.items(conn, View({}), like)
+                like = [r for r in filters_db.list_posts(conn, similar, tags=True) if r.id != post_id][:5]
+                like_items = reader.items(View({}), like)
             else:
                 like_items = []
         spans = {"title": [], "text": []}
@@ -534,8 +533,8 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         query = parse(params)
         view = View(params)
         with reader.read() as conn:
-            rows = filters_db.list_posts(conn, replace(query, limit=10))[:10]
-            items = reader.items(conn, view, rows)
+            rows = filters_db.list_posts(conn, replace(query, limit=10), tags=True)[:10]
+            items = reader.items(view, rows)
             counts, sampled, provisional = facet_counts(conn, query.filter)
             busiest = busiest_sources(conn, counts, 10)
         if provisional:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from aggregator.db import post_filters as filters_db
+from aggregator.query import PostFilter, PostQuery
 from aggregator.web.rollup import refresh_once
 from tests.api.conftest import Corpus, StoredPost, expected_facets, facets_of, ids
 
@@ -279,3 +281,18 @@ def test_taxonomy_lists_carry_post_counts(corpus: Corpus) -> None:
     assert regions["central-asia"]["posts"] == sum(bool(CA & p.countries) for p in posts)
     topics = {t["code"]: t for t in corpus.client.get("/api/v1/topics").json()}
     assert topics["terrorism"]["posts"] == sum("terrorism" in p.topics for p in posts) > 0
+
+
+@pytest.mark.parametrize("post_filter", [PostFilter(), PostFilter(q="border")])
+def test_a_list_s_tags_are_the_tag_rows_it_shows(corpus: Corpus, post_filter: PostFilter) -> None:
+    """What a page reads of each post's tags with its posts (primary countries, topics, places,
+    strongest first) is what the tag rows say, in their order."""
+    with corpus.db.read(statement_timeout=10) as conn:
+        rows = filters_db.list_posts(conn, PostQuery(post_filter, limit=100), marked=True, tags=True)
+        tags = filters_db.tags_of(conn, [r.id for r in rows], evidence=False)
+    assert rows and any(r.primary_tags for r in rows) and any(r.topic_tags for r in rows)
+    for row in rows:
+        mine = [t for t in tags if t.post_id == row.id]
+        assert row.primary_tags == [t.code for t in mine if t.kind == "country" and t.role == "primary"], row.id
+        assert row.topic_tags == [t.code for t in mine if t.kind == "topic"], row.id
+        assert row.place_tags == [t.code for t in mine if t.kind == "place"], row.id

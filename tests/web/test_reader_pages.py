@@ -190,6 +190,7 @@ def test_view_links_follow_the_rule_for_any_filter() -> None:
         toggled = [v for v in listed if v != value] if value in listed else [*listed, value]
         assert view.toggling(name, value) == _link_by_rule("/", {**params, name: toggled}), trial
         assert view.url("/", **{name: [value]}) == _link_by_rule("/", {**params, name: [value]}), trial
+        assert view.only(name, value) == view.only(name, value) == view.url("/", **{name: [value]}), trial
         assert view.url("/feeds/atom", **{name: None}) == _link_by_rule("/feeds/atom", {**params, name: []}), trial
         assert view.url("/filters") == _link_by_rule("/filters", params), trial
         other = rng.choice([n for n in names if n != name])
