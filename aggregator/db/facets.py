@@ -198,8 +198,12 @@ def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[
     everywhere) is the whole archive asked."""
     if f.q:
         others, params = where(replace(f, q=None))  # the words are tested in recent_search's index
+        # words alone: only the newest matches are read from posts (a common word is thousands of
+        # the recent posts, each a look-up of its row); with more to the filter, posts must say
+        newest_only = sql.SQL("" if params else "ORDER BY r.sort_at DESC, r.post_id DESC LIMIT %(newest)s")
         found = _regions_of_groups(_fetch(conn, _SAMPLE_OF_RECENT.format(
-            condition=others, count=sql.SQL(_COUNT_CHOSEN)), {**params, "q": f.q, "newest": newest}))
+            condition=others, count=sql.SQL(_COUNT_CHOSEN), newest_only=newest_only),
+            {**params, "q": f.q, "newest": newest}))
         if post_total(found) >= newest:
             return found
     condition, params = where(f)
@@ -223,7 +227,8 @@ _SAMPLE = sql.SQL("""
 _SAMPLE_OF_RECENT = sql.SQL("""
     WITH recent AS MATERIALIZED (SELECT r.post_id FROM recent_search r
                                  WHERE r.search @@ search_query(%(q)s)
-                                   AND r.sort_at >= (SELECT floor FROM recent_search_floor)),
+                                   AND r.sort_at >= (SELECT floor FROM recent_search_floor)
+                                 {newest_only}),
          chosen AS (SELECT p.id, p.lang, p.countries, p.topics, p.places
                     FROM recent JOIN posts p ON p.id = recent.post_id
                     WHERE {condition}
