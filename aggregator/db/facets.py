@@ -326,7 +326,10 @@ def _fetch(conn: psycopg.Connection, statement: sql.Composable, params: dict[str
     return Counter(dict(filtered(conn.cursor(), statement, params).fetchall()))  # counts: int already
 
 
-def source_names(conn: psycopg.Connection, ids: Sequence[int]) -> dict[int, str]:
+def source_names(conn: psycopg.Connection, ids: Sequence[int] | None) -> dict[int, str]:
+    """These sources' names (None: every source's)."""
+    if ids is None:
+        return dict(conn.execute("SELECT id, coalesce(name, title, url) FROM sources").fetchall())
     if not ids:
         return {}
     rows = conn.execute("SELECT id, coalesce(name, title, url) FROM sources WHERE id = ANY(%(ids)s)",

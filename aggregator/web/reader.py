@@ -50,7 +50,7 @@ from aggregator.query import (
     reject_unknown,
 )
 from aggregator.stories.baseline import surges
-from aggregator.web.context import ApiContext
+from aggregator.web.context import ApiContext, TtlCache
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
 from aggregator.web.fragments import chip_list, facet_items, iso_text, post_list, utc_text
@@ -234,6 +234,7 @@ class Reader:
         # regions that are part of a country: the places they are made of (a trend is split by these)
         self.region_places = {code: sorted(places) for code, places in taxonomy.region_places.items() if places}
         self.focus = {c for members in self.region_members.values() for c in members}
+        self.source_names: TtlCache[dict[int, str]] = TtlCache(SOURCE_NAMES_SECONDS)
         self.env = _environment()
         self.env.globals.update(asset=asset_url, countries=self.countries, topics=self.topics, regions=self.regions,
                                 chip_list=chip_list, facet_items=facet_items, post_list=post_list)
@@ -377,6 +378,9 @@ class Reader:
 
 PARTIALS = ("stream.html", "filters.html")
 SOURCES_LISTED = 15  # the busiest sources of a view, in its facets
+# How old a source's name in a filter list may be: a renamed source shows its new name within this
+# (a kept page, until a post changes, as before).
+SOURCE_NAMES_SECONDS = 60.0
 
 
 @cache
@@ -433,7 +437,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             items = reader.items(view, page)
             counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True,
                                                                       dirty=dirty)
-            sources = busiest_sources(conn, counts, SOURCES_LISTED)
+            sources = busiest_sources(conn, counts, SOURCES_LISTED, reader.source_names)
         last = page[-1] if page else None
         older = view.url(cursor=encode_cursor(Cursor(query.sort, last.sort_at, last.id, last.rank))) \
             if more and last else None
@@ -459,7 +463,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         view = View(kept)
         with reader.read() as conn:
             counts, sampled, provisional = facet_counts(conn, query.filter)
-            sources = busiest_sources(conn, counts, SOURCES_LISTED)
+            sources = busiest_sources(conn, counts, SOURCES_LISTED, reader.source_names)
         return reader.page(
             request, "filters.html", 400 if problems else 200, None if provisional else token,
             title=_title(reader, query.filter), deferred=True, sampled=sampled, total=facets_db.post_total(counts),
@@ -536,7 +540,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             rows = filters_db.list_posts(conn, replace(query, limit=10), tags=True)[:10]
             items = reader.items(view, rows)
             counts, sampled, provisional = facet_counts(conn, query.filter)
-            busiest = busiest_sources(conn, counts, 10)
+            busiest = busiest_sources(conn, counts, 10, reader.source_names)
         if provisional:
             token = None
         listed = sorted(((name, n, i) for i, n, name in busiest), key=lambda x: (-x[1], x[0]))
@@ -654,13 +658,18 @@ def _provisional(f: PostFilter, dirty: Sequence[date]) -> bool:
     return facets_db.rollup_dim(f) is not None and not facets_db.rollup_answers(f, dirty)
 
 
-def busiest_sources(conn: Any, counts: Counter[str], n: int) -> list[tuple[int, int, str]]:
+def busiest_sources(conn: Any, counts: Counter[str], n: int,
+                    names: TtlCache[dict[int, str]] | None = None) -> list[tuple[int, int, str]]:
     """The `n` sources with the most posts in the counts, (id, posts, name), busiest first (ties: the
-    older source): only their names are looked up, where a view's counts may name hundreds."""
+    older source). `names`: every source's name, read at most every SOURCE_NAMES_SECONDS (a round
+    trip less for each page); a source added since is looked up alone."""
     top = [(-negative, c) for c, negative in
            heapq.nlargest(n, ((c, -int(k[2:])) for k, c in counts.items() if k[:2] == "s:" and c > 0))]
-    names = facets_db.source_names(conn, [i for i, _ in top])
-    return [(i, c, names.get(i, str(i))) for i, c in top]
+    known = {} if names is None else names.get(lambda: facets_db.source_names(conn, None))
+    missing = [i for i, _ in top if i not in known]
+    if missing:
+        known = {**known, **facets_db.source_names(conn, missing)}
+    return [(i, c, known.get(i, str(i))) for i, c in top]
 
 
 def _names(reader: Reader) -> Names:

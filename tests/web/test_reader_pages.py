@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -15,9 +16,10 @@ from lxml import html as lxml_html
 from aggregator.config import Settings
 from aggregator.db import Database
 from aggregator.runtime import build_web_app
+from aggregator.web.context import TtlCache
 from aggregator.web.fragments import utc_text
 from aggregator.web.highlight import START, STOP, Span, mark_sentinels, mark_spans
-from aggregator.web.reader import READER_POLICY, View, lenient_query
+from aggregator.web.reader import READER_POLICY, View, busiest_sources, lenient_query
 from tests.api.conftest import DATA, Corpus, TestClient, ids
 from tests.api.conftest import corpus as corpus
 from tests.support.feedserver import FeedServer
@@ -264,3 +266,23 @@ def test_a_search_lists_its_posts_at_once_and_counts_its_filters_apart(corpus: C
 ])
 def test_dates_are_written_in_utc_in_english(moment: datetime | None, shown: str) -> None:
     assert utc_text(moment) == shown
+
+
+def test_the_busiest_sources_are_named_from_a_kept_list_and_a_new_one_is_looked_up(db: Database) -> None:
+    """Filter lists name their busiest sources from every source's name, read once a minute; a
+    source added since is still named (looked up alone), a renamed one within the minute."""
+    with db.connection() as conn:
+        old, busy = (conn.execute("INSERT INTO sources (url, name, poll_interval) VALUES (%s, %s, 3600) RETURNING id",
+                                  (f"https://{name}.example/feed", name)).fetchone()[0] for name in ("old", "busy"))
+    counts = Counter({f"s:{old}": 3, f"s:{busy}": 9, "c:KZ": 12})
+    names: TtlCache[dict[int, str]] = TtlCache(3600)
+    with db.connection() as conn:
+        assert busiest_sources(conn, counts, 5, names) == [(busy, 9, "busy"), (old, 3, "old")]
+        new = conn.execute("INSERT INTO sources (url, name, poll_interval) VALUES ('https://new.example/f', 'new', 60) "
+                           "RETURNING id").fetchone()[0]
+        conn.execute("UPDATE sources SET name = 'renamed' WHERE id = %s", (old,))
+        counts[f"s:{new}"] = 5
+        assert busiest_sources(conn, counts, 2, names) == [(busy, 9, "busy"), (new, 5, "new")]
+        assert busiest_sources(conn, counts, 3, names)[2] == (old, 3, "old")  # kept for the minute
+        assert busiest_sources(conn, counts, 3, TtlCache(0))[2] == (old, 3, "renamed")
+        assert busiest_sources(conn, counts, 3)[2] == (old, 3, "renamed")  # no list kept: all looked up
