@@ -1,5 +1,6 @@
-"""The newest posts' search index (migration 0023) against a real PostgreSQL: every write to posts
-keeps it equal to the posts dated at or after its floor, and pruning raises the floor."""
+"""The newest posts' search index (migrations 0023, 0025) against a real PostgreSQL: every write to
+posts keeps it equal to the posts dated at or after its floor (their words, tags and language), and
+pruning raises the floor."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from tests.test_db import NOW, add_source, make_post
 
 
 def state(conn: psycopg.Connection) -> tuple[set[int], set[int]]:
-    """(posts in the index whose row and words are the post's, posts dated at or after the floor)."""
+    """(posts in the index whose row, words, tags and language are the post's, posts dated at or after
+    the floor)."""
     held = {r[0] for r in conn.execute(
         "SELECT r.post_id FROM recent_search r JOIN posts p ON p.id = r.post_id"
-        " WHERE r.sort_at = p.sort_at AND r.search = p.search")}
+        " WHERE (r.sort_at, r.search, r.lang, r.countries, r.primary_countries, r.topics, r.places)"
+        " IS NOT DISTINCT FROM (p.sort_at, p.search, p.lang, p.countries, p.primary_countries, p.topics, p.places)")}
     assert conn.execute("SELECT count(*) FROM recent_search").fetchone() == (len(held),), "a stale row"
     due = {r[0] for r in conn.execute(
         "SELECT id FROM posts WHERE sort_at >= (SELECT floor FROM recent_search_floor)")}
@@ -56,6 +59,13 @@ def test_every_write_keeps_the_newest_posts_index_and_pruning_raises_its_floor(
         assert held == due == {by_hour[0], by_hour[1], by_hour[2]}
         found = conn.execute("SELECT post_id FROM recent_search WHERE search @@ search_query('drones')").fetchall()
         assert found == [(by_hour[2],)]
+
+        conn.execute("UPDATE posts SET topics = '{cyber}', countries = '{KZ}', primary_countries = '{KZ}',"
+                     " places = '{almaty}' WHERE id = %s", [by_hour[0]])  # re-tagged
+        conn.execute("UPDATE posts SET lang = 'ru' WHERE id = %s", [by_hour[2]])
+        held, due = state(conn)
+        assert held == due == {by_hour[0], by_hour[1], by_hour[2]}
+        assert conn.execute("SELECT post_id FROM recent_search WHERE topics = '{cyber}'").fetchall() == [(by_hour[0],)]
 
         conn.execute("DELETE FROM posts WHERE id = %s", [by_hour[1]])
         held, due = state(conn)

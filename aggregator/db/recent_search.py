@@ -1,4 +1,5 @@
-"""The newest posts' search vectors (migration 0023), where a search's facet sample is taken first.
+"""The newest posts' search vectors, tags and language (migrations 0023, 0025), where a search's facet
+sample is taken first.
 
 Triggers keep recent_search equal to the posts dated at or after its floor; here the floor is raised
 so that the table stays about WINDOW posts as new ones arrive (the web server's facet refresher does
@@ -41,6 +42,7 @@ def rebuild(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute(_SET_FLOOR, {"last": WINDOW - 1})
         conn.execute("DELETE FROM recent_search")
-        conn.execute("""INSERT INTO recent_search (post_id, sort_at, search)
-                        SELECT id, sort_at, search FROM posts
+        conn.execute("""INSERT INTO recent_search (post_id, sort_at, search, lang, countries, primary_countries,
+                                                   topics, places)
+                        SELECT id, sort_at, search, lang, countries, primary_countries, topics, places FROM posts
                         WHERE sort_at >= (SELECT floor FROM recent_search_floor)""")
