@@ -192,9 +192,9 @@ def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[
     The newest matches are found by walking the date index, testing each post: cheap for tag
     arrays, not for words (each test reads the post's search vector: 150 ms to find the newest 500
     posts with a word in one of 30). A search therefore first takes its matches among the newest
-    posts (recent_search, migration 0023: about 20,000, with a word index of their own: 0.1 ms for a
-    word in 3 % of them); only when they are too few (a rarer word, whose index finds it cheaply
-    everywhere) is the whole archive asked."""
+    posts (recent_search, migrations 0023 and 0025: about 20,000, with a word index of their own, 0.1
+    ms for a word in 3 % of them, and every column the filter tests); only when they are too few (a
+    rarer word, whose index finds it cheaply everywhere) is the whole archive asked."""
     condition, params = where(f)
     if f.q:  # the same condition on recent_search's rows, which have every column a filter tests
         found = _regions_of_groups(_fetch(conn, _SAMPLE_OF_RECENT.format(

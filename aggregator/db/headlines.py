@@ -19,7 +19,8 @@ _OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"
 # The configuration a post is indexed with (migration 0012), so its matches are found as the search found them.
 _CONFIG = sql.SQL("""CASE WHEN p.lang = 'ru' THEN 'russian'::regconfig WHEN p.lang = 'en' OR p.lang IS NULL
                      THEN 'english'::regconfig ELSE 'simple'::regconfig END""")
-# `query`: the statement's own parsed search (post_filters' search_query(%(q)s)); the options travel as a parameter.
+# `query`: the search as the statement parsed it once (post_filters' `searched.words`); the options travel as a
+# parameter.
 _MARKED = sql.SQL("""ts_headline({config}, p.title, {query}, %(headline_options)s) AS title_marked,
                ts_headline({config}, p.summary, {query}, %(headline_options)s) AS summary_marked""")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -52,11 +52,9 @@ class ApiContext:
     def __post_init__(self) -> None:
         self.counts = TtlCache(self.settings.api_counts_cache_seconds)
 
-    @contextmanager
-    def read(self) -> Iterator[psycopg.Connection]:
+    def read(self) -> AbstractContextManager[psycopg.Connection]:
         """A read-only transaction on one snapshot, bounded by the API's statement timeout."""
-        with self.db.read(statement_timeout=self.settings.api_statement_timeout) as conn:
-            yield conn
+        return self.db.read(statement_timeout=self.settings.api_statement_timeout)
 
     def tag_name(self, kind: str, code: str) -> str | None:
         if kind == "place":
