@@ -23,7 +23,6 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import BaseRowFactory, RowMaker, args_row, class_row
 
-from aggregator.db import headlines
 from aggregator.query import Cursor, PostFilter, PostQuery
 
 # posts.search indexes each post with its language's configuration (migration 0011): a query is parsed
@@ -53,9 +52,6 @@ class PostRow:
     rank: float | None
     story_id: int | None = None  # the story the post is in (stories: one event, many outlets)
     story_sources: int | None = None  # how many sources that story has
-    # a search's title and summary with its matches between sentinels (list_posts' `marked`), else None
-    title_marked: str | None = None
-    summary_marked: str | None = None
     # the codes of its primary countries, topics and places, strongest first (list_posts' `tags`), else None
     primary_tags: list[str] | None = None
     topic_tags: list[str] | None = None
@@ -194,22 +190,19 @@ def list_sql(query: PostQuery) -> tuple[sql.Composed, dict[str, Any]]:
 # What a list shows of the posts `list_sql` chose, in its order. Its only parameters are those
 # posts, so psycopg prepares it and PostgreSQL keeps one plan for it, where planning its four
 # tables for every page cost 0.5 ms of the 1 ms a page of the newest posts takes in PostgreSQL.
-# A search's words are parsed once (the sub-select), not per row marked. Every column is always
-# there (NULL when not asked for), so the rows are PostRow's fields in order.
+# Every column is always there (NULL when not asked for), so the rows are PostRow's fields in order.
 _PAGE = """
     SELECT p.id, p.title, p.url, p.author, p.published_at, p.sort_at, p.updated_at, p.summary, p.lang,
            p.places,
            {text} AS text, s.id AS source_id, coalesce(s.name, s.title, s.url) AS source_name,
-           s.url AS source_url, chosen.rank, sk.story_id, st.source_count AS story_sources,
-           {highlights}, {tags}
+           s.url AS source_url, chosen.rank, sk.story_id, st.source_count AS story_sources, {tags}
     FROM unnest(%(ids)s::bigint[], %(ranks)s::real[]) WITH ORDINALITY AS chosen (id, rank, n)
          JOIN posts p ON p.id = chosen.id
          LEFT JOIN sources s ON s.id = p.source_id
          LEFT JOIN post_story_keys sk ON sk.post_id = p.id LEFT JOIN stories st ON st.id = sk.story_id
-         {searched} {tagged}
+         {tagged}
     ORDER BY chosen.n
 """
-_NO_HIGHLIGHTS = sql.SQL("NULL::text AS title_marked, NULL::text AS summary_marked")
 # The tags a list shows, in one look-up of each post's tag rows (as tags_of orders them).
 _TAGS_SHOWN = sql.SQL("coalesce(tags.primary_tags, '{}') AS primary_tags, "
                       "coalesce(tags.topic_tags, '{}') AS topic_tags, coalesce(tags.place_tags, '{}') AS place_tags")
@@ -220,21 +213,14 @@ _TAGGED = sql.SQL("""LEFT JOIN LATERAL (
                array_agg(t.code ORDER BY t.score DESC, t.code) FILTER (WHERE t.kind = 'topic') AS topic_tags,
                array_agg(t.code ORDER BY t.score DESC, t.code) FILTER (WHERE t.kind = 'place') AS place_tags
         FROM post_tags t WHERE t.post_id = p.id) AS tags ON true""")
-# OFFSET 0 keeps the sub-select whole: flattened, it would put search_query() itself in each
-# ts_headline, parsing the words twice per row (about 1 ms a page).
-_SEARCHED = sql.SQL("CROSS JOIN (SELECT search_query(%(q)s) AS words OFFSET 0) AS searched")
 C = TypeVar("C", bound=psycopg.Cursor[Any])
 
 
 @cache
-def _page_sql(text: bool, marked: bool, tags: bool) -> tuple[sql.Composed, dict[str, str]]:
-    """_PAGE with the text or not, a search's marked title and summary or not, the tags shown or not;
-    with its own parameters."""
-    highlights, params = headlines.marked_columns(sql.SQL("searched.words")) if marked else (_NO_HIGHLIGHTS, {})
-    return sql.SQL(_PAGE).format(
-        text=sql.SQL("p.text" if text else "NULL::text"), highlights=highlights,
-        tags=_TAGS_SHOWN if tags else _NO_TAGS, searched=_SEARCHED if marked else sql.SQL(""),
-        tagged=_TAGGED if tags else sql.SQL("")), params
+def _page_sql(text: bool, tags: bool) -> sql.Composed:
+    """_PAGE with the text or not, the tags shown or not."""
+    return sql.SQL(_PAGE).format(text=sql.SQL("p.text" if text else "NULL::text"),
+                                 tags=_TAGS_SHOWN if tags else _NO_TAGS, tagged=_TAGGED if tags else sql.SQL(""))
 
 
 def filtered(cursor: C, statement: sql.Composable, params: dict[str, Any]) -> C:
@@ -262,19 +248,14 @@ def _in_order(cls: type[Any]) -> BaseRowFactory[Any]:
     return factory
 
 
-def list_posts(conn: psycopg.Connection, query: PostQuery, *, marked: bool = False,
-               tags: bool = False) -> list[PostRow]:
-    """One page of posts (limit + 1, as `list_sql`). `marked`: a search's page also gets each title
-    and summary with its matches marked (aggregator.db.headlines); `tags`: each post's primary
-    countries, topics and places, as a list shows them (the whole tag rows are `tags_of`)."""
+def list_posts(conn: psycopg.Connection, query: PostQuery, *, tags: bool = False) -> list[PostRow]:
+    """One page of posts (limit + 1, as `list_sql`). `tags`: each post's primary countries, topics
+    and places, as a list shows them (the whole tag rows are `tags_of`)."""
     chosen = filtered(conn.cursor(), *list_sql(query)).fetchall()
     if not chosen:
         return []
-    marked = marked and bool(query.filter.q)
-    statement, extra = _page_sql("text" in query.include, marked, tags)
-    params: dict[str, Any] = {"ids": [i for i, _ in chosen], "ranks": [r for _, r in chosen], **extra}
-    if marked:
-        params["q"] = query.filter.q
+    params = {"ids": [i for i, _ in chosen], "ranks": [r for _, r in chosen]}
+    statement = _page_sql("text" in query.include, tags)
     return conn.cursor(row_factory=_in_order(PostRow)).execute(statement, params).fetchall()
 
 

@@ -31,6 +31,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from aggregator.db import facets as facets_db
+from aggregator.db import headlines as headlines_db
 from aggregator.db import post_filters as filters_db
 from aggregator.db import stories as stories_db
 from aggregator.db import tags as tags_db
@@ -54,7 +55,7 @@ from aggregator.web.context import ApiContext, TtlCache
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
 from aggregator.web.fragments import chip_list, facet_items, iso_text, post_list, utc_text
-from aggregator.web.highlight import Span, mark_sentinels, mark_spans, strip_sentinels
+from aggregator.web.highlight import Span, mark_pieces, mark_spans, pieces, word_starts
 from aggregator.web.source_pages import source_pages
 
 # No inline script or style anywhere: scripts and styles come from /static only.
@@ -300,17 +301,14 @@ class Reader:
     def place_chips(self, view: View, codes: Iterable[str]) -> list[Chip]:
         return [Chip(p, self.places.get(p, p), view.only("place", p)) for p in codes]
 
-    def items(self, view: View, rows: Sequence[filters_db.PostRow]) -> list[Item]:
-        """The posts as listed (rows read with `tags`), a search's with its matches marked (with `marked`)."""
+    def items(self, view: View, rows: Sequence[filters_db.PostRow],
+              marks: Mapping[int, tuple[Markup | str, Markup | str]] | None = None) -> list[Item]:
+        """The posts as listed (rows read with `tags`), a search's with the words it matched marked
+        (`marks`: search_marks)."""
         result = []
         for r in rows:
             countries, topic_chips = self.chips(view, r.primary_tags or (), r.topic_tags or ())
-            title: Markup | str = r.title
-            summary: Markup | str = r.summary
-            if r.title_marked is not None and r.summary_marked is not None:
-                title = mark_sentinels(r.title_marked)
-                if strip_sentinels(r.summary_marked).strip():
-                    summary = mark_sentinels(r.summary_marked)
+            title, summary = marks[r.id] if marks and r.id in marks else (r.title, r.summary)
             result.append(Item(r.id, title, r.url, r.source_name or r.source_url, r.sort_at,
                                r.published_at is None, r.lang, summary, countries, topic_chips,
                                self.place_chips(view, r.place_tags or ()), r.story_id, r.story_sources or 0))
@@ -432,9 +430,9 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             deferred = not facets_db.rollup_answers(query.filter, dirty)
             if _provisional(query.filter, dirty):
                 token = None  # the counts come once the rollup is rebuilt, which changes no post
-            rows = filters_db.list_posts(conn, query, marked=True, tags=True)
+            rows = filters_db.list_posts(conn, query, tags=True)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-            items = reader.items(view, page)
+            items = reader.items(view, page, search_marks(conn, query.filter.q, page))
             counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True,
                                                                       dirty=dirty)
             sources = busiest_sources(conn, counts, SOURCES_LISTED, reader.source_names)
@@ -646,6 +644,21 @@ def facet_counts(conn: Any, f: PostFilter) -> tuple[Counter[str], bool, bool]:
         return facets_db.counts(conn, f, days=0, regions=True, dirty=dirty), False, False
     found = facets_db.sampled(conn, f, newest=FACET_SAMPLE)
     return found, facets_db.post_total(found) >= FACET_SAMPLE, _provisional(f, dirty)
+
+
+def search_marks(conn: Any, q: str | None, rows: Sequence[filters_db.PostRow],
+                 ) -> dict[int, tuple[Markup | str, Markup | str]]:
+    """Each post's title and summary with the words the search `q` matches marked, by post id
+    (aggregator.web.highlight, aggregator.db.headlines); none without a search."""
+    starts = word_starts(q) if q else None
+    if starts is None or not q:
+        return {}
+    spans = {r.id: (pieces(starts, r.title), pieces(starts, r.summary)) for r in rows}
+    asked = {(text[begin:end], r.lang) for r in rows for text, found in zip((r.title, r.summary), spans[r.id],
+                                                                            strict=True) for begin, end in found}
+    marked = headlines_db.marked_pieces(conn, q, asked)
+    return {r.id: (mark_pieces(r.title, r.lang, spans[r.id][0], marked),
+                   mark_pieces(r.summary, r.lang, spans[r.id][1], marked)) for r in rows}
 
 
 def _dirty_months(conn: Any, f: PostFilter) -> list[date]:

@@ -146,7 +146,7 @@ def test_a_filter_is_planned_for_its_values_and_a_page_once(big: psycopg.Connect
         assert conn.execute("SELECT count(*) FROM facet_dirty_months WHERE month = '2015-02-01'").fetchone() != (0,)
         for _ in range(8):  # psycopg prepares a statement on its sixth run
             for post_filter in (rare, words):
-                rows = filters_db.list_posts(conn, PostQuery(post_filter, limit=20), marked=True)
+                rows = filters_db.list_posts(conn, PostQuery(post_filter, limit=20))
                 assert rows, post_filter
                 filters_db.tags_of(conn, [r.id for r in rows], evidence=False)
                 facets_db.counts(conn, post_filter, days=0)

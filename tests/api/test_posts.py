@@ -288,7 +288,7 @@ def test_a_list_s_tags_are_the_tag_rows_it_shows(corpus: Corpus, post_filter: Po
     """What a page reads of each post's tags with its posts (primary countries, topics, places,
     strongest first) is what the tag rows say, in their order."""
     with corpus.db.read(statement_timeout=10) as conn:
-        rows = filters_db.list_posts(conn, PostQuery(post_filter, limit=100), marked=True, tags=True)
+        rows = filters_db.list_posts(conn, PostQuery(post_filter, limit=100), tags=True)
         tags = filters_db.tags_of(conn, [r.id for r in rows], evidence=False)
     assert rows and any(r.primary_tags for r in rows) and any(r.topic_tags for r in rows)
     for row in rows:

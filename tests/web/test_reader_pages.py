@@ -18,7 +18,7 @@ from aggregator.db import Database
 from aggregator.runtime import build_web_app
 from aggregator.web.context import TtlCache
 from aggregator.web.fragments import utc_text
-from aggregator.web.highlight import START, STOP, Span, mark_sentinels, mark_spans
+from aggregator.web.highlight import Span, mark_spans
 from aggregator.web.reader import READER_POLICY, View, busiest_sources, lenient_query
 from tests.api.conftest import DATA, Corpus, TestClient, ids
 from tests.api.conftest import corpus as corpus
@@ -46,6 +46,13 @@ def test_the_stream_lists_what_the_api_lists(corpus: Corpus, params: dict[str, s
     assert page.status_code == 200
     api = corpus.client.get("/api/v1/posts", params={**params, "limit": 30}).json()
     assert post_ids(page.text) == ids(api)
+
+
+def test_a_search_marks_its_words_in_titles_and_summaries(corpus: Corpus) -> None:
+    page = lxml_html.fromstring(corpus.client.get("/", params={"q": "border OR Russian"}).text)
+    marks = [m.text_content() for m in page.cssselect("a.post-link mark, p.summary mark")]
+    assert marks and {m.lower().rstrip("s") for m in marks} <= {"border", "russian", "russia"}, marks
+    assert not lxml_html.fromstring(corpus.client.get("/?country=KZ").text).cssselect("mark")
 
 
 def test_keyset_pages_follow_the_older_link(corpus: Corpus) -> None:
@@ -157,7 +164,6 @@ def test_marks_escape_the_text_and_merge_overlaps() -> None:
     marked = mark_spans(text, [Span(3, 13, "KZ"), Span(3, 8, "KZ"), Span(20, 30, "KG"), Span(25, 99, "bad")])
     assert str(marked) == ('&lt;b&gt;<mark title="KZ">Kazakhstan</mark>&lt;/b&gt; &amp; '
                            '<mark title="KG">Kyrgyzstan</mark>')
-    assert str(mark_sentinels(f"a {START}<x>{STOP} b")) == "a <mark>&lt;x&gt;</mark> b"
 
 
 def test_view_urls_round_trip_the_filter() -> None:
