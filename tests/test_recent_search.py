@@ -1,6 +1,6 @@
-"""The newest posts' search index (migrations 0023, 0025) against a real PostgreSQL: every write to
-posts keeps it equal to the posts dated at or after its floor (their words, tags and language), and
-pruning raises the floor."""
+"""The newest posts' search index (migrations 0023, 0025, 0026) against a real PostgreSQL: every write
+to posts and to their sources keeps it equal to the posts dated at or after its floor (their words,
+tags, language and sources), and pruning raises the floor."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from tests.test_db import NOW, add_source, make_post
 
 
 def state(conn: psycopg.Connection) -> tuple[set[int], set[int]]:
-    """(posts in the index whose row, words, tags and language are the post's, posts dated at or after
-    the floor)."""
+    """(posts in the index whose row, words, tags, language and sources are the post's, posts dated at
+    or after the floor)."""
     held = {r[0] for r in conn.execute(
         "SELECT r.post_id FROM recent_search r JOIN posts p ON p.id = r.post_id"
-        " WHERE (r.sort_at, r.search, r.lang, r.countries, r.primary_countries, r.topics, r.places)"
-        " IS NOT DISTINCT FROM (p.sort_at, p.search, p.lang, p.countries, p.primary_countries, p.topics, p.places)")}
+        " WHERE (r.sort_at, r.search, r.lang, r.countries, r.primary_countries, r.topics, r.places, r.sources)"
+        " IS NOT DISTINCT FROM (p.sort_at, p.search, p.lang, p.countries, p.primary_countries, p.topics, p.places,"
+        "  (SELECT coalesce(array_agg(ps.source_id ORDER BY ps.source_id), '{}') FROM post_sources ps"
+        "   WHERE ps.post_id = p.id))")}
     assert conn.execute("SELECT count(*) FROM recent_search").fetchone() == (len(held),), "a stale row"
     due = {r[0] for r in conn.execute(
         "SELECT id FROM posts WHERE sort_at >= (SELECT floor FROM recent_search_floor)")}
@@ -47,6 +49,17 @@ def test_every_write_keeps_the_newest_posts_index_and_pruning_raises_its_floor(
         held, due = state(conn)
         assert held == due == {by_hour[1], by_hour[2], by_hour[3]}
         assert recent_search.prune(conn) == 0  # nothing newer: the floor stays
+        assert conn.execute("SELECT sources FROM recent_search WHERE post_id = %s", [by_hour[1]]).fetchone() == ([sid],)
+
+        other = add_source(db, "https://example.net/feed")  # another outlet carries post 1, then is removed
+        posts_db.upsert_for_source(conn, other, [make_post(1)], NOW)
+        held, due = state(conn)
+        assert held == due == {by_hour[1], by_hour[2], by_hour[3]}
+        assert conn.execute("SELECT sources FROM recent_search WHERE post_id = %s", [by_hour[1]]).fetchone() == (
+            sorted([sid, other]),)
+        conn.execute("DELETE FROM sources WHERE id = %s", [other])
+        held, due = state(conn)
+        assert held == due == {by_hour[1], by_hour[2], by_hour[3]}
 
         posts_db.upsert_for_source(conn, sid, [  # new words; one post moved before the floor; two new posts
             make_post(2, text="Body 2 with drones", content_hash="h2b"),

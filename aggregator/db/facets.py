@@ -126,13 +126,17 @@ _COUNT_CHOSEN = """
     SELECT 'l:' || coalesce(lang, 'und'), count(*) FROM chosen GROUP BY 1
     UNION ALL SELECT 'c:' || c, count(*) FROM (SELECT unnest(countries) AS c FROM chosen) AS unnested GROUP BY c
     UNION ALL SELECT 't:' || t, count(*) FROM (SELECT unnest(topics) AS t FROM chosen) AS unnested GROUP BY t
-    UNION ALL SELECT 's:' || ps.source_id, count(*) FROM chosen JOIN post_sources ps ON ps.post_id = chosen.id
-              GROUP BY 1
+    UNION ALL {sources}
     UNION ALL SELECT 'g:' || array_to_string(countries, ',') || ';' || array_to_string(places, ','), count(*)
               FROM chosen GROUP BY 1
     UNION ALL SELECT 'R:' || code || ';' || array_to_string(countries, ',') || ';' || array_to_string(places, ','), 0
               FROM facet_regions
 """
+# A sample's sources: those each post's links name, or (recent_search, migration 0026) its own array.
+_SOURCES_LINKED = sql.SQL("SELECT 's:' || ps.source_id, count(*) FROM chosen "
+                          "JOIN post_sources ps ON ps.post_id = chosen.id GROUP BY 1")
+_SOURCES_HELD = sql.SQL("SELECT 's:' || s, count(*) FROM (SELECT unnest(sources) AS s FROM chosen) AS unnested "
+                        "GROUP BY s")
 
 
 def _regions_of_groups(found: Counter[str]) -> Counter[str]:
@@ -198,11 +202,13 @@ def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[
     condition, params = where(f)
     if f.q:  # the same condition on recent_search's rows, which have every column a filter tests
         found = _regions_of_groups(_fetch(conn, _SAMPLE_OF_RECENT.format(
-            condition=condition, count=sql.SQL(_COUNT_CHOSEN)), {**params, "newest": newest}))
+            condition=condition, count=sql.SQL(_COUNT_CHOSEN).format(sources=_SOURCES_HELD)),
+            {**params, "newest": newest}))
         if post_total(found) >= newest:
             return found
-    return _regions_of_groups(_fetch(conn, _SAMPLE.format(condition=condition, count=sql.SQL(_COUNT_CHOSEN)),
-                                     {**params, "newest": newest}))
+    return _regions_of_groups(_fetch(conn, _SAMPLE.format(
+        condition=condition, count=sql.SQL(_COUNT_CHOSEN).format(sources=_SOURCES_LINKED)),
+        {**params, "newest": newest}))
 
 
 def post_total(counts: Counter[str]) -> int:
@@ -216,13 +222,14 @@ _SAMPLE = sql.SQL("""
                     ORDER BY p.sort_at DESC, p.id DESC LIMIT %(newest)s)
     {count}
 """)
-# The newest posts' rows (migrations 0023, 0025) read as `posts p`: they carry every column a filter
-# tests and the counts need, so the words are found through their own word index and nothing is
-# looked up in posts (500 look-ups of its rows were a third of a search's counts).
+# The newest posts' rows (migrations 0023, 0025, 0026) read as `posts p`: they carry every column a
+# filter tests and the counts need, so the words are found through their own word index and nothing
+# is looked up in posts or post_sources (500 look-ups of its rows were a third of a search's counts,
+# 500 of the post's sources a third of what was left).
 _SAMPLE_OF_RECENT = sql.SQL("""
-    WITH chosen AS (SELECT p.id, p.lang, p.countries, p.topics, p.places
+    WITH chosen AS (SELECT p.id, p.lang, p.countries, p.topics, p.places, p.sources
                     FROM (SELECT r.post_id AS id, r.sort_at, r.search, r.lang, r.countries, r.primary_countries,
-                                 r.topics, r.places
+                                 r.topics, r.places, r.sources
                           FROM recent_search r) AS p
                     WHERE {condition} AND p.sort_at >= (SELECT floor FROM recent_search_floor)
                     ORDER BY p.sort_at DESC, p.id DESC LIMIT %(newest)s)

@@ -1,5 +1,5 @@
-"""The newest posts' search vectors, tags and language (migrations 0023, 0025), where a search's facet
-sample is taken first.
+"""The newest posts' search vectors, tags, language and sources (migrations 0023, 0025, 0026), where a
+search's facet sample is taken first.
 
 Triggers keep recent_search equal to the posts dated at or after its floor; here the floor is raised
 so that the table stays about WINDOW posts as new ones arrive (the web server's facet refresher does
@@ -43,6 +43,7 @@ def rebuild(conn: psycopg.Connection) -> None:
         conn.execute(_SET_FLOOR, {"last": WINDOW - 1})
         conn.execute("DELETE FROM recent_search")
         conn.execute("""INSERT INTO recent_search (post_id, sort_at, search, lang, countries, primary_countries,
-                                                   topics, places)
-                        SELECT id, sort_at, search, lang, countries, primary_countries, topics, places FROM posts
-                        WHERE sort_at >= (SELECT floor FROM recent_search_floor)""")
+                                                   topics, places, sources)
+                        SELECT id, sort_at, search, lang, countries, primary_countries, topics, places,
+                               post_sources_of(id)
+                        FROM posts WHERE sort_at >= (SELECT floor FROM recent_search_floor)""")
