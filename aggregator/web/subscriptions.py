@@ -46,6 +46,7 @@ from aggregator.query import multi_dict
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, RATE_LIMITED_RESPONSE
 from aggregator.web.guards import require_form
+from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.ratelimit import ClientLimiter, Limit, client_key
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def client_limit(settings: Settings) -> Callable[[Request], None]:
 
 
 def subscriptions_router(api: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["subscriptions"])
+    router = APIRouter(tags=["subscriptions"], route_class=InPlaceRoute)
     lock = threading.Lock()
     holder: dict[str, DigestContext] = {}
     limit_client = client_limit(api.settings)
