@@ -22,7 +22,6 @@ from aggregator.web.api import json_response
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES
 from aggregator.web.feed_handler import PLAIN_TEXT_RESPONSES
-from aggregator.web.inplace import InPlaceRoute
 
 Codes = Annotated[list[str], Query(description="Only alerts on these codes; repeatable.")]
 
@@ -74,7 +73,7 @@ def _kinds(ctx: ApiContext, country: list[str], place: list[str], topic: list[st
 
 
 def alerts_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES, route_class=InPlaceRoute)
+    router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
 
     @router.get("/api/v1/alerts", response_model=list[AlertOut],
                 summary="Countries, places and topics with a surge of new stories today")

@@ -33,7 +33,6 @@ from aggregator.query import (
 from aggregator.sources.urls import redact_text, redact_url
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.schemas import (
     CountryOut,
     Evidence,
@@ -134,7 +133,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 def posts_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["posts"], responses=ERROR_RESPONSES, route_class=InPlaceRoute)
+    router = APIRouter(prefix="/api/v1", tags=["posts"], responses=ERROR_RESPONSES)
     max_limit = ctx.settings.api_max_limit
 
     @router.get("/posts", response_model=PostPage, summary="Posts matching filters, newest or most relevant first",
@@ -192,7 +191,7 @@ def posts_router(ctx: ApiContext) -> APIRouter:
 
 
 def taxonomy_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["taxonomy"], responses=ERROR_RESPONSES, route_class=InPlaceRoute)
+    router = APIRouter(prefix="/api/v1", tags=["taxonomy"], responses=ERROR_RESPONSES)
     regions = {code: sorted(region.countries) for code, region in ctx.taxonomy.regions.items()}
     region_places = {code: sorted(places) for code, places in ctx.taxonomy.region_places.items()}
 

@@ -30,7 +30,6 @@ from aggregator.web.feed_cache import FeedCache
 from aggregator.web.feeds import feeds_router
 from aggregator.web.guards import Cors, RequestLimits
 from aggregator.web.head import HeadAsGet
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.metrics import LatencyMiddleware, Metrics
 from aggregator.web.reader import reader_router
 from aggregator.web.schemas import Health
@@ -114,7 +113,6 @@ def create_app(settings: Settings, db: Database, *, taxonomy: Taxonomy | None = 
                          docs_url=DOCS_URL, redoc_url=None, static_url=DOCS_ASSETS, openapi_url="/openapi.json",
                          swagger_ui_parameters={"validatorUrl": None})
     app.state.api = ctx
-    app.router.route_class = InPlaceRoute  # the app's own routes (health, readiness, metrics)
     errors.install(app)
     app.include_router(posts_router(ctx))
     app.include_router(taxonomy_router(ctx))

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 import pycountry
 from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from aggregator import __version__
@@ -36,7 +37,6 @@ from aggregator.textclean import html_to_text, sanitize_html
 from aggregator.web import errors
 from aggregator.web.context import ApiContext
 from aggregator.web.feed_cache import FeedCache, Rendered, not_modified
-from aggregator.web.inplace import InPlaceRoute
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # `updated` of a feed with no entries: fixed, so its ETag holds
 Loader = Callable[[Callable[[str, Any], bool]], Rendered]
@@ -54,7 +54,7 @@ PLAIN_TEXT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 
-class PlainTextErrors(InPlaceRoute):
+class PlainTextErrors(APIRoute):
     """Routes whose errors are plain text: same status and message as the API's JSON errors."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -56,7 +56,6 @@ from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
 from aggregator.web.fragments import chip_list, facet_items, iso_text, post_list, utc_text
 from aggregator.web.highlight import Span, mark_pieces, mark_spans, pieces, word_starts
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.source_pages import source_pages
 
 # No inline script or style anywhere: scripts and styles come from /static only.
@@ -409,7 +408,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
     reader = Reader(ctx, cache)
-    router = APIRouter(include_in_schema=False, route_class=InPlaceRoute)
+    router = APIRouter(include_in_schema=False)
 
     def parse(params: dict[str, list[str]]) -> PostQuery:
         return parse_post_query(params, ctx.vocabulary, max_limit=PAGE_SIZE, default_limit=PAGE_SIZE)

@@ -28,7 +28,6 @@ from aggregator.query import multi_dict
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_handler import PLAIN_TEXT_RESPONSES, FeedService, PlainTextErrors, saved_feed_loader
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.schemas import ErrorBody
 from aggregator.web.sources import admin_guard
 
@@ -75,7 +74,7 @@ def _canonical(service: FeedService, text: str) -> str:
 
 
 def _api_router(ctx: ApiContext, service: FeedService) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["saved feeds"], responses=ERROR_RESPONSES, route_class=InPlaceRoute)
+    router = APIRouter(prefix="/api/v1", tags=["saved feeds"], responses=ERROR_RESPONSES)
     admin = admin_guard(ctx.settings.admin_api_key.get_secret_value() if ctx.settings.admin_api_key else None)
 
     @router.post("/saved-feeds", response_model=SavedFeedOut, status_code=201, dependencies=[admin],

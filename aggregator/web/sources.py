@@ -20,7 +20,6 @@ from aggregator.sources.spec import SourceInput
 from aggregator.sources.urls import redact_text, redact_url
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.schemas import ErrorBody, SourceCreate, SourceOut, SourcePatch
 
 MAX_ID = 2**63 - 1
@@ -63,7 +62,7 @@ def source_out(row: SourceHealth) -> SourceOut:
 
 
 def sources_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["sources"], responses=ERROR_RESPONSES, route_class=InPlaceRoute)
+    router = APIRouter(prefix="/api/v1", tags=["sources"], responses=ERROR_RESPONSES)
     admin = admin_guard(ctx.settings.admin_api_key.get_secret_value() if ctx.settings.admin_api_key else None)
 
     def health(source_id: int) -> SourceOut:

@@ -26,7 +26,6 @@ from aggregator.query import reject_unknown as reject
 from aggregator.web.api import MAX_ID, json_response
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.schemas import SourceRef, StoryDetail, StoryItem, StoryPage, StoryPostOut
 
 
@@ -57,7 +56,7 @@ def preferred_language(langs: tuple[str, ...], accept_language: str | None) -> s
 
 
 def stories_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["stories"], responses=ERROR_RESPONSES, route_class=InPlaceRoute)
+    router = APIRouter(prefix="/api/v1", tags=["stories"], responses=ERROR_RESPONSES)
     max_limit = ctx.settings.api_max_limit
 
     @router.get("/stories", response_model=StoryPage,

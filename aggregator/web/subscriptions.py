@@ -46,7 +46,6 @@ from aggregator.query import multi_dict
 from aggregator.web.context import ApiContext
 from aggregator.web.errors import ERROR_RESPONSES, RATE_LIMITED_RESPONSE
 from aggregator.web.guards import require_form
-from aggregator.web.inplace import InPlaceRoute
 from aggregator.web.ratelimit import ClientLimiter, Limit, client_key
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def client_limit(settings: Settings) -> Callable[[Request], None]:
 
 
 def subscriptions_router(api: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["subscriptions"], route_class=InPlaceRoute)
+    router = APIRouter(tags=["subscriptions"])
     lock = threading.Lock()
     holder: dict[str, DigestContext] = {}
     limit_client = client_limit(api.settings)
