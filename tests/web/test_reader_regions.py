@@ -295,7 +295,8 @@ def test_a_sample_counts_a_region_of_places_by_the_places_its_posts_name(recent:
 def test_a_search_takes_its_sample_from_the_newest_posts_index_as_from_the_archive(
         corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
     """A search's newest matches found through recent_search (every post is in it here, as before a
-    first prune) are the ones the archive's indexes give, with and without other filters."""
+    first prune) are the ones the archive's indexes give, with and without other filters, and so are
+    their counts (the sources the recent rows carry are those post_sources links)."""
     with corpus.db.connection() as conn:
         rows = conn.execute("SELECT countries FROM posts p WHERE p.search @@ search_query('border')"
                             " ORDER BY sort_at DESC, id DESC").fetchall()
@@ -313,7 +314,8 @@ def test_a_search_takes_its_sample_from_the_newest_posts_index_as_from_the_archi
             sampled = facets_db.sampled(conn, f, newest=newest)
             assert len(statements) == 1 and "recent_search" in statements[0], f
             archive = facets_db._regions_of_groups(fetch(conn, facets_db._SAMPLE.format(
-                condition=condition, count=facets_db.sql.SQL(facets_db._COUNT_CHOSEN)), {**params, "newest": newest}))
+                condition=condition, count=facets_db.sql.SQL(facets_db._COUNT_CHOSEN).format(
+                    sources=facets_db._SOURCES_LINKED)), {**params, "newest": newest}))
             assert sampled == archive and sum(n for k, n in sampled.items() if k.startswith("l:")) == newest, f
 
 
