@@ -4,8 +4,9 @@ A stream page has some 250 links in its tag chips and filter lists, and thirty p
 values each. In a template each `{{ }}` is a call to markupsafe's `escape` and a new `Markup`, about
 half a microsecond apiece, with a call of the template's loop machinery around each: the post
 list alone was a quarter of the web process's CPU for a page rendered for every request. Here each
-value is escaped by `html.escape` (in C, returning a plain string) and the result is one `Markup`,
-which the template inserts as it is. Everything else on a page stays in its template; the map is
+value is escaped by `html.escape` (five string replacements, returning a plain string), a tag chip
+once for all the pages that show it, and the result is one `Markup`, which the template inserts as
+it is. Everything else on a page stays in its template; the map is
 built the same way (Reader.choropleth).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from html import escape
 from typing import Protocol
 
@@ -54,15 +56,22 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def utc_text(moment: datetime | None) -> str:
     """'5 Dec 2026, 21:34 UTC' (pages are in English whatever the server's locale; strftime, which
     follows it, cost three times as much, once per post listed)."""
-    if not moment:
-        return "-"
-    m = moment.astimezone(UTC)
+    return _words(moment.astimezone(UTC)) if moment else "-"
+
+
+def _words(m: datetime) -> str:
     return f"{m.day} {_MONTHS[m.month - 1]} {m.year}, {m.hour:02d}:{m.minute:02d} UTC"
 
 
 def iso_text(moment: datetime | None) -> str:
     """The moment for a <time datetime=…> (which the page's script shows in the reader's time zone)."""
     return moment.astimezone(UTC).isoformat() if moment else ""
+
+
+def _time(moment: datetime) -> str:
+    """A <time> element of the moment: iso_text's attribute, utc_text's words (in UTC once)."""
+    m = moment.astimezone(UTC)
+    return f'<time datetime="{m.isoformat()}">{_words(m)}</time>'
 
 
 def _html(value: str) -> str:
@@ -81,7 +90,7 @@ def post_list(items: Sequence[Listed]) -> Markup:
     parts = ['<ol class="posts">\n']
     for item in items:
         meta = [f'<span class="source">{escape(item.source)}</span> · ' if item.source else "",
-                f'<time datetime="{iso_text(item.published)}">{utc_text(item.published)}</time>',
+                _time(item.published),
                 _ESTIMATED if item.estimated else "",
                 f' · <span class="lang" lang="en">{escape(item.lang)}</span>' if item.lang else "",
                 f' · <a class="story-link" href="/stories/{item.story_id}">{item.story_sources} sources</a>'
@@ -103,9 +112,15 @@ def chip_list(countries: Sequence[Linked], places: Sequence[Linked], topics: Seq
         return Markup()
     parts = ['<ul class="chips" aria-label="Tags">']
     for kind, chips in (("country", countries), ("place", places), ("topic", topics)):
-        parts.extend(f'<li><a class="chip {kind}" href="{escape(c.href)}">{escape(c.name)}</a></li>' for c in chips)
+        parts.extend(_chip(kind, c.href, c.name) for c in chips)
     parts.append("</ul>")
     return Markup("".join(parts))
+
+
+@lru_cache(maxsize=4096)
+def _chip(kind: str, href: str, name: str) -> str:
+    """One tag chip: the same few dozen recur on every post of a page, and from page to page."""
+    return f'<li><a class="chip {kind}" href="{escape(href)}">{escape(name)}</a></li>'
 
 
 def facet_items(facets: Sequence[Counted]) -> Markup:
