@@ -6,8 +6,8 @@ half a microsecond apiece, with a call of the template's loop machinery around e
 list alone was a quarter of the web process's CPU for a page rendered for every request. Here each
 value is escaped by `html.escape` (five string replacements, returning a plain string), a tag chip
 once for all the pages that show it, and the result is one `Markup`, which the template inserts as
-it is. Everything else on a page stays in its template; the map is
-built the same way (Reader.choropleth).
+it is. Everything else on a page stays in its template; the map is built the same way
+(Reader.choropleth).
 """
 
 from __future__ import annotations

@@ -650,15 +650,15 @@ def search_marks(conn: Any, q: str | None, rows: Sequence[filters_db.PostRow],
                  ) -> dict[int, tuple[Markup | str, Markup | str]]:
     """Each post's title and summary with the words the search `q` matches marked, by post id
     (aggregator.web.highlight, aggregator.db.headlines); none without a search."""
-    starts = word_starts(q) if q else None
-    if starts is None or not q:
+    if not q:
         return {}
-    spans = {r.id: (pieces(starts, r.title), pieces(starts, r.summary)) for r in rows}
-    asked = {(text[begin:end], r.lang) for r in rows for text, found in zip((r.title, r.summary), spans[r.id],
-                                                                            strict=True) for begin, end in found}
+    starts = word_starts(q)  # None for a search of no words: no pieces, nothing asked
+    found = [(r, pieces(starts, r.title), pieces(starts, r.summary)) for r in rows]
+    asked = {(text[begin:end], r.lang) for r, in_title, in_summary in found
+             for text, spans in ((r.title, in_title), (r.summary, in_summary)) for begin, end in spans}
     marked = headlines_db.marked_pieces(conn, q, asked)
-    return {r.id: (mark_pieces(r.title, r.lang, spans[r.id][0], marked),
-                   mark_pieces(r.summary, r.lang, spans[r.id][1], marked)) for r in rows}
+    return {r.id: (mark_pieces(r.title, r.lang, in_title, marked), mark_pieces(r.summary, r.lang, in_summary, marked))
+            for r, in_title, in_summary in found}
 
 
 def _dirty_months(conn: Any, f: PostFilter) -> list[date]:
