@@ -216,6 +216,25 @@ def post_total(counts: Counter[str]) -> int:
     return sum(n for key, n in counts.items() if key.startswith("l:"))
 
 
+def by_kind(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """The positive counts by kind of key: {'c': {'KZ': 12, …}, 's': {'42': 7, …}, …}. A page's
+    filter lists, map, busiest sources and total each read one kind of some 350 counts (300 of them
+    sources): walking them all for each took 0.2 ms of a page, five times this one pass."""
+    kinds: dict[str, dict[str, int]] = {}
+    for key, n in counts.items():
+        if n > 0:
+            kind, _, code = key.partition(":")
+            if (codes := kinds.get(kind)) is None:
+                kinds[kind] = codes = {}
+            codes[code] = n
+    return kinds
+
+
+def kinds_total(kinds: Mapping[str, Mapping[str, int]]) -> int:
+    """post_total of counts split by_kind."""
+    return sum(kinds.get("l", {}).values())
+
+
 _SAMPLE = sql.SQL("""
     WITH chosen AS (SELECT p.id, p.lang, p.countries, p.topics, p.places FROM posts p
                     WHERE {condition}

@@ -78,6 +78,7 @@ TREND_PARAMETERS = [
 ] + [{"name": "days", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 7, "maximum": 366},
       "description": "Days shown, newest last (default 90)."}]
 DATE_RANGES = (("1", "24 hours"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"))
+Kinds = Mapping[str, Mapping[str, int]]  # facet counts by kind of key (facets_db.by_kind)
 
 
 # --- the filter in the URL -------------------------------------------------------------------
@@ -314,10 +315,11 @@ class Reader:
                                self.place_chips(view, r.place_tags or ()), r.story_id, r.story_sources or 0))
         return result
 
-    def facets(self, view: View, counts: Counter[str], sources: Sequence[tuple[int, int, str]], *,
+    def facets(self, view: View, kinds: Kinds, sources: Sequence[tuple[int, int, str]], *,
                listed: bool = False) -> dict[str, list[Facet]]:
-        """The filter lists beside the posts, biggest first; `listed`: counts not known yet, so every
-        topic and the regions' countries by name (links that work before the counts arrive)."""
+        """The filter lists beside the posts, biggest first, from the counts split by kind
+        (facets_db.by_kind); `listed`: counts not known yet, so every topic and the regions'
+        countries by name (links that work before the counts arrive)."""
         def facet(kind: str, name: str, code: str, label: str, count: int | None) -> Facet:
             return Facet(code, label, count, view.toggling(name, code), view.has(name, code))
 
@@ -331,14 +333,12 @@ class Reader:
                 "sources": [], "langs": [],
             }
 
-        countries = sorted(((code[2:], n) for code, n in counts.items() if code.startswith("c:") and n > 0),
-                           key=lambda cn: (cn[0] not in self.focus, -cn[1], cn[0]))
-        topics = sorted(((code[2:], n) for code, n in counts.items() if code.startswith("t:") and n > 0),
-                        key=lambda cn: (-cn[1], cn[0]))
-        langs = sorted(((code[2:], n) for code, n in counts.items() if code.startswith("l:") and n > 0),
-                       key=lambda cn: (-cn[1], cn[0]))
-        regions = sorted(((code, counts.get(f"r:{code}", 0)) for code in self.regions
-                          if counts.get(f"r:{code}", 0) > 0 or view.has("region", code)),
+        countries = sorted(kinds.get("c", {}).items(), key=lambda cn: (cn[0] not in self.focus, -cn[1], cn[0]))
+        topics = sorted(kinds.get("t", {}).items(), key=lambda cn: (-cn[1], cn[0]))
+        langs = sorted(kinds.get("l", {}).items(), key=lambda cn: (-cn[1], cn[0]))
+        in_regions = kinds.get("r", {})
+        regions = sorted(((code, in_regions.get(code, 0)) for code in self.regions
+                          if code in in_regions or view.has("region", code)),
                          key=lambda cn: (-cn[1], self.regions[cn[0]]))
         return {
             "regions": [facet("region", "region", code, self.regions[code], n) for code, n in regions],
@@ -348,11 +348,12 @@ class Reader:
             "langs": [facet("lang", "lang", code, code, n) for code, n in langs],
         }
 
-    def choropleth(self, view: View, counts: Counter[str]) -> Markup:
-        """The map's countries, shaded by their counts, each a link that adds it to the filter. Built
-        here rather than in the template: a map of sixty countries was four hundred escaped values,
-        a fifth of the stream's rendering; only a link is escaped per view now (names once)."""
-        known = {code: counts.get(f"c:{code}", 0) for code in self.map_codes}
+    def choropleth(self, view: View, kinds: Kinds) -> Markup:
+        """The map's countries, shaded by their counts (split by kind), each a link that adds it to
+        the filter. Built here rather than in the template: a map of sixty countries was four hundred
+        escaped values, a fifth of the stream's rendering; only a link is escaped per view now (names once)."""
+        in_countries = kinds.get("c", {})
+        known = {code: in_countries.get(code, 0) for code in self.map_codes}
         top = max(known.values(), default=0)
         parts = []
         for code in self.map_codes:
@@ -433,9 +434,9 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             rows = filters_db.list_posts(conn, query, tags=True)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
             items = reader.items(view, page, search_marks(conn, query.filter.q, page))
-            counts = Counter[str]() if deferred else facets_db.counts(conn, query.filter, days=0, regions=True,
-                                                                      dirty=dirty)
-            sources = busiest_sources(conn, counts, SOURCES_LISTED, reader.source_names)
+            kinds = {} if deferred else facets_db.by_kind(facets_db.counts(conn, query.filter, days=0, regions=True,
+                                                                           dirty=dirty))
+            sources = busiest_sources(conn, kinds.get("s", {}), SOURCES_LISTED, reader.source_names)
         last = page[-1] if page else None
         older = view.url(cursor=encode_cursor(Cursor(query.sort, last.sort_at, last.id, last.rank))) \
             if more and last else None
@@ -443,11 +444,11 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         return reader.page(
             request, "stream.html", status, token, title=_title(reader, query.filter), view=view, items=items,
             older=older, sampled=False, deferred=deferred, panel_url=view.url("/filters"),
-            problems=problems, facets=reader.facets(view, counts, sources, listed=deferred),
-            filters=_active(reader, view), map=Markup() if deferred else reader.choropleth(view, counts),
+            problems=problems, facets=reader.facets(view, kinds, sources, listed=deferred),
+            filters=_active(reader, view), map=Markup() if deferred else reader.choropleth(view, kinds),
             map_box=reader.map_box,
             feeds=reader.feeds(request, view), subscribe=reader.subscribe_link(view), q=query.filter.q or "",
-            date_ranges=_date_ranges(view), total=facets_db.post_total(counts),
+            date_ranges=_date_ranges(view), total=facets_db.kinds_total(kinds),
             described=describe(query.filter, _names(reader))[1], first_page="cursor" not in kept)
 
     @router.get("/filters")
@@ -461,13 +462,14 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
         view = View(kept)
         with reader.read() as conn:
             counts, sampled, provisional = facet_counts(conn, query.filter)
-            sources = busiest_sources(conn, counts, SOURCES_LISTED, reader.source_names)
+            kinds = facets_db.by_kind(counts)
+            sources = busiest_sources(conn, kinds.get("s", {}), SOURCES_LISTED, reader.source_names)
         return reader.page(
             request, "filters.html", 400 if problems else 200, None if provisional else token,
-            title=_title(reader, query.filter), deferred=True, sampled=sampled, total=facets_db.post_total(counts),
+            title=_title(reader, query.filter), deferred=True, sampled=sampled, total=facets_db.kinds_total(kinds),
             stream_url=view.url("/"),
-            described=describe(query.filter, _names(reader))[1], facets=reader.facets(view, counts, sources),
-            map=reader.choropleth(view, counts), map_box=reader.map_box)
+            described=describe(query.filter, _names(reader))[1], facets=reader.facets(view, kinds, sources),
+            map=reader.choropleth(view, kinds), map_box=reader.map_box)
 
     @router.get("/posts/{post_id}")
     def post(request: Request, post_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
@@ -538,11 +540,12 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
             rows = filters_db.list_posts(conn, replace(query, limit=10), tags=True)[:10]
             items = reader.items(view, rows)
             counts, sampled, provisional = facet_counts(conn, query.filter)
-            busiest = busiest_sources(conn, counts, 10, reader.source_names)
+            kinds = facets_db.by_kind(counts)
+            busiest = busiest_sources(conn, kinds.get("s", {}), 10, reader.source_names)
         if provisional:
             token = None
         listed = sorted(((name, n, i) for i, n, name in busiest), key=lambda x: (-x[1], x[0]))
-        total = facets_db.post_total(counts)
+        total = facets_db.kinds_total(kinds)
         return reader.page(
             request, "dimension.html", 200, token, title=name, sampled=sampled, kind=kind, code=code, name=name,
             view=view, items=items,
@@ -671,13 +674,15 @@ def _provisional(f: PostFilter, dirty: Sequence[date]) -> bool:
     return facets_db.rollup_dim(f) is not None and not facets_db.rollup_answers(f, dirty)
 
 
-def busiest_sources(conn: Any, counts: Counter[str], n: int,
+def busiest_sources(conn: Any, sources: Mapping[str, int], n: int,
                     names: TtlCache[dict[int, str]] | None = None) -> list[tuple[int, int, str]]:
-    """The `n` sources with the most posts in the counts, (id, posts, name), busiest first (ties: the
-    older source). `names`: every source's name, read at most every SOURCE_NAMES_SECONDS (a round
-    trip less for each page); a source added since is looked up alone."""
-    top = [(-negative, c) for c, negative in
-           heapq.nlargest(n, ((c, -int(k[2:])) for k, c in counts.items() if k[:2] == "s:" and c > 0))]
+    """The `n` sources with the most posts, (id, posts, name), busiest first (ties: the older source),
+    of the counts by source id (facets_db.by_kind's 's'). `names`: every source's name, read at most
+    every SOURCE_NAMES_SECONDS (a round trip less for each page); a source added since is looked up alone."""
+    # only the ids that can be among the n are made numbers (to break ties): a view has hundreds of sources
+    least = heapq.nlargest(n, sources.values())[-1] if len(sources) > n else 0
+    top = [(-negative, c) for c, negative in heapq.nlargest(n, ((c, -int(i)) for i, c in sources.items()
+                                                                if c >= least))]
     known = {} if names is None else names.get(lambda: facets_db.source_names(conn, None))
     missing = [i for i, _ in top if i not in known]
     if missing:

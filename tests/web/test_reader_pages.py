@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -15,6 +14,7 @@ from lxml import html as lxml_html
 
 from aggregator.config import Settings
 from aggregator.db import Database
+from aggregator.db.facets import by_kind, kinds_total, post_total
 from aggregator.runtime import build_web_app
 from aggregator.web.context import TtlCache
 from aggregator.web.fragments import utc_text
@@ -274,21 +274,38 @@ def test_dates_are_written_in_utc_in_english(moment: datetime | None, shown: str
     assert utc_text(moment) == shown
 
 
+@pytest.mark.parametrize(("counts", "kinds"), [
+    ({}, {}),
+    ({"c:KZ": 12, "c:RU": 0, "t:terrorism": 5, "s:42": 7, "l:en": 9, "l:und": 3, "r:central-asia": 12},
+     {"c": {"KZ": 12}, "t": {"terrorism": 5}, "s": {"42": 7}, "l": {"en": 9, "und": 3}, "r": {"central-asia": 12}}),
+    ({"ct:KZ|terrorism": 2, "p:KZ": 4, "d:2026-12-01": 1}, {"ct": {"KZ|terrorism": 2}, "p": {"KZ": 4},
+                                                           "d": {"2026-12-01": 1}}),
+])
+def test_facet_counts_are_split_by_kind_once_and_keep_their_total(counts: dict[str, int],
+                                                                   kinds: dict[str, dict[str, int]]) -> None:
+    """A page reads its lists, map, sources and total from one split of the counts: the positive
+    ones, each under its kind with the code as it was, and the total the counts themselves give."""
+    assert by_kind(counts) == kinds
+    assert kinds_total(by_kind(counts)) == post_total(counts)  # type: ignore[arg-type]
+
+
 def test_the_busiest_sources_are_named_from_a_kept_list_and_a_new_one_is_looked_up(db: Database) -> None:
     """Filter lists name their busiest sources from every source's name, read once a minute; a
     source added since is still named (looked up alone), a renamed one within the minute."""
     with db.connection() as conn:
         old, busy = (conn.execute("INSERT INTO sources (url, name, poll_interval) VALUES (%s, %s, 3600) RETURNING id",
                                   (f"https://{name}.example/feed", name)).fetchone()[0] for name in ("old", "busy"))
-    counts = Counter({f"s:{old}": 3, f"s:{busy}": 9, "c:KZ": 12})
+    counts = {str(old): 3, str(busy): 9}  # posts by source id (facets_db.by_kind's "s")
     names: TtlCache[dict[int, str]] = TtlCache(3600)
     with db.connection() as conn:
         assert busiest_sources(conn, counts, 5, names) == [(busy, 9, "busy"), (old, 3, "old")]
         new = conn.execute("INSERT INTO sources (url, name, poll_interval) VALUES ('https://new.example/f', 'new', 60) "
                            "RETURNING id").fetchone()[0]
         conn.execute("UPDATE sources SET name = 'renamed' WHERE id = %s", (old,))
-        counts[f"s:{new}"] = 5
+        counts[str(new)] = 5
         assert busiest_sources(conn, counts, 2, names) == [(busy, 9, "busy"), (new, 5, "new")]
         assert busiest_sources(conn, counts, 3, names)[2] == (old, 3, "old")  # kept for the minute
         assert busiest_sources(conn, counts, 3, TtlCache(0))[2] == (old, 3, "renamed")
         assert busiest_sources(conn, counts, 3)[2] == (old, 3, "renamed")  # no list kept: all looked up
+        tied = {str(busy): 9, str(new): 3, str(old): 3, "999999": 1}
+        assert [i for i, _, _ in busiest_sources(conn, tied, 2, names)] == [busy, old]  # a tie: the older
