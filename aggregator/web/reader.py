@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote_plus
@@ -159,8 +159,10 @@ class View:
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote_plus leaves as it is
 
 
+@lru_cache(maxsize=4096)
 def _pair(name: str, value: str) -> str:
-    """name=value as urlencode writes it (quote_plus), without its cost for the plain codes most values are."""
+    """name=value as urlencode writes it (quote_plus), without its cost for the plain codes most values
+    are; kept, since a page links to the same hundred-odd codes as every other page."""
     return "=".join(part if _PLAIN.fullmatch(part) else quote_plus(part) for part in (name, value))
 
 
@@ -236,6 +238,9 @@ class Reader:
         # regions that are part of a country: the places they are made of (a trend is split by these)
         self.region_places = {code: sorted(places) for code, places in taxonomy.region_places.items() if places}
         self.focus = {c for members in self.region_members.values() for c in members}
+        # the filter lists before their counts are known: by name
+        self.focus_by_name = sorted(((c, self.countries.get(c, c)) for c in self.focus), key=lambda cn: cn[1])
+        self.topics_by_name = sorted(self.topics.items(), key=lambda tn: tn[1])
         self.source_names: TtlCache[dict[int, str]] = TtlCache(SOURCE_NAMES_SECONDS)
         self.env = _environment()
         self.env.globals.update(asset=asset_url, countries=self.countries, topics=self.topics, regions=self.regions,
@@ -326,10 +331,8 @@ class Reader:
         if listed:
             return {
                 "regions": [facet("region", "region", code, name, None) for code, name in self.regions.items()],
-                "countries": [facet("country", "country", c, self.countries.get(c, c), None)
-                              for c in sorted(self.focus, key=lambda c: self.countries.get(c, c))],
-                "topics": [facet("topic", "topic", t, name, None) for t, name in sorted(self.topics.items(),
-                                                                                         key=lambda tn: tn[1])],
+                "countries": [facet("country", "country", c, name, None) for c, name in self.focus_by_name],
+                "topics": [facet("topic", "topic", t, name, None) for t, name in self.topics_by_name],
                 "sources": [], "langs": [],
             }
 
