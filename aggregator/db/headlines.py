@@ -13,7 +13,10 @@ from collections.abc import Iterable
 
 import psycopg
 
-_OPTIONS = "StartSel=\x02, StopSel=\x03, HighlightAll=true"  # aggregator.web.highlight's START, STOP
+# ts_headline wraps matches in these (stored text never holds them: clean_text drops control
+# characters), so its output can be escaped first and marked after (aggregator.web.highlight).
+START, STOP = "\x02", "\x03"
+_OPTIONS = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
 # The pieces and their posts' languages travel as two texts cut at a separator that stored text never
 # holds (clean_text drops control characters): a text array's every item costs psycopg more than the
 # whole statement costs PostgreSQL. The configuration is the post's search vector's (migration 0012);
@@ -26,20 +29,21 @@ _MARKED = """
                                   WHEN w.lang = 'en' OR w.lang IS NULL THEN 'english'::regconfig
                                   ELSE 'simple'::regconfig END,
                              w.piece, searched.query, %(options)s) AS marked
-          FROM unnest(string_to_array(%(pieces)s, chr(31)), string_to_array(%(langs)s, chr(31), '')) AS w (piece, lang)
+          FROM unnest(string_to_array(%(pieces)s, %(separator)s), string_to_array(%(langs)s, %(separator)s, ''))
+                 AS w (piece, lang)
                CROSS JOIN (SELECT search_query(%(q)s) AS query OFFSET 0) AS searched) AS headlines
-    WHERE strpos(marked, chr(2)) > 0
+    WHERE strpos(marked, %(start)s) > 0
 """
 
 
 def marked_pieces(conn: psycopg.Connection, q: str,
                   pieces: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str | None], str]:
-    """(piece, post language) -> the piece with the matches of the search `q` between \\x02 and
-    \\x03, for those of these pieces it matches (a piece holding the separator is not asked about)."""
+    """(piece, post language) -> the piece with the matches of the search `q` between START and
+    STOP, for those of these pieces it matches (a piece holding the separator is not asked about)."""
     pairs = [(piece, lang) for piece, lang in pieces if SEPARATOR not in piece]
     if not pairs:
         return {}
     rows = conn.execute(_MARKED, {"pieces": SEPARATOR.join(piece for piece, _ in pairs),
                                   "langs": SEPARATOR.join(lang or "" for _, lang in pairs),
-                                  "q": q, "options": _OPTIONS}).fetchall()
+                                  "separator": SEPARATOR, "q": q, "options": _OPTIONS, "start": START}).fetchall()
     return {(piece, lang): marked for piece, lang, marked in rows}

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from aggregator.db.headlines import START, STOP
+
 WORD = re.compile(r"[^\W_]+")  # letters and digits, as PostgreSQL's parser reads a word's parts
 PIECE = re.compile(r"\S+")
-# ts_headline is told to wrap matches in these (they cannot occur in stored text: clean_text drops
-# control characters), so its output can be escaped first and marked after.
-START, STOP = "\x02", "\x03"
 
 
 @dataclass(frozen=True, slots=True)

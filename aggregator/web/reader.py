@@ -683,7 +683,7 @@ def busiest_sources(conn: Any, sources: Mapping[str, int], n: int,
     of the counts by source id (facets_db.by_kind's 's'). `names`: every source's name, read at most
     every SOURCE_NAMES_SECONDS (a round trip less for each page); a source added since is looked up alone."""
     # only the ids that can be among the n are made numbers (to break ties): a view has hundreds of sources
-    least = heapq.nlargest(n, sources.values())[-1] if len(sources) > n else 0
+    least = heapq.nlargest(n, sources.values())[-1] if 0 < n < len(sources) else 0
     top = [(-negative, c) for c, negative in heapq.nlargest(n, ((c, -int(i)) for i, c in sources.items()
                                                                 if c >= least))]
     known = {} if names is None else names.get(lambda: facets_db.source_names(conn, None))

@@ -309,3 +309,4 @@ def test_the_busiest_sources_are_named_from_a_kept_list_and_a_new_one_is_looked_
         assert busiest_sources(conn, counts, 3)[2] == (old, 3, "renamed")  # no list kept: all looked up
         tied = {str(busy): 9, str(new): 3, str(old): 3, "999999": 1}
         assert [i for i, _, _ in busiest_sources(conn, tied, 2, names)] == [busy, old]  # a tie: the older
+        assert busiest_sources(conn, tied, 0, names) == []
