@@ -45,6 +45,9 @@ class Observations:
     resumed: bool = False
     drain_seconds: float | None = None
     log_events: dict[str, int] = field(default_factory=dict)  # event name -> lines in the service logs
+    # connections the kernel refused during the run because a listen queue was full, machine-wide:
+    # each costs the client a second or more, enough to fail a healthy feed's short deadline
+    listen_overflows: int | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -106,6 +109,7 @@ def _feeds(obs: Observations) -> dict[str, Any]:
     return {"feeds": len(truth), "disabled": len(disabled), "never_polled_ok": len(never_ok),
             "healthy_feeds_failing_at_end": len(steady_failing), "fetches": sum(outcomes.values()),
             "fetches_by_outcome": dict(outcomes.most_common()), "faults_served": dict(flaky_faults),
+            "listen_overflows_on_machine": obs.listen_overflows,
             "examples": (disabled + never_ok + steady_failing)[:5]}
 
 

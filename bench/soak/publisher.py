@@ -173,6 +173,10 @@ def publisher_loop(world: World, rate: float, stop: threading.Event) -> None:
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog of 5 overflows when both workers open their connections at
+    # once on a loaded machine: the kernel drops the SYNs, the client retries a second later, and
+    # a healthy feed fails its connect timeout. A web server in front of 300 sites queues more.
+    request_queue_size = 256
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients give up on hanging feeds and close connections: that is the test, not an error."""

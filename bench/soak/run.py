@@ -67,6 +67,19 @@ def mail_received(sink: SmtpSink) -> list[tuple[str, str, str]]:
             for r in sink.received for rcpt in r.rcpt_tos]
 
 
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because a listen queue was full (Linux only)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            counts = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(counts["ListenOverflows"]) if "ListenOverflows" in counts else None
+    return None
+
+
 @dataclass
 class LoadGenerator:
     """Clients asking what readers and feed readers ask, all the time; every answer logged."""
@@ -173,6 +186,7 @@ class Soak:
 
     # ----- the run ---------------------------------------------------------------------------
     def setup(self) -> None:
+        self.overflows_at_start = listen_overflows()
         self.db = EmbeddedServer(self.work / "pg")
         self.mail = SmtpSink()
         self.mail.start()
@@ -304,6 +318,9 @@ class Soak:
         self.obs.fetches = self.sql(
             "SELECT s.url, f.outcome, f.error_kind, f.worker, extract(epoch FROM f.started_at), f.source_id "
             "FROM fetch_log f JOIN sources s ON s.id = f.source_id")
+        end = listen_overflows()
+        if end is not None and self.overflows_at_start is not None:
+            self.obs.listen_overflows = end - self.overflows_at_start
         self.obs.digests = self.sql("SELECT subscription_id, state, attempts, uncertain FROM digests")
         self.obs.mail = mail_received(self.mail)
         events = Counter()

@@ -223,6 +223,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = True  # server_close() joins every handler thread
+    request_queue_size = 128  # socketserver's 5 drops SYNs when a worker opens many connections at once
 
     def __init__(self, owner: FeedServer) -> None:
         self.owner = owner
