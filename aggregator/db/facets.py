@@ -211,9 +211,14 @@ def sampled(conn: psycopg.Connection, f: PostFilter, *, newest: int) -> Counter[
         {**params, "newest": newest}))
 
 
+# Every post has exactly one language key ('l:…', 'und' for none): their counts add up to the posts.
+_ONE_PER_POST = "l"
+
+
 def post_total(counts: Counter[str]) -> int:
-    """Posts the facet counts cover: every post has exactly one language key ('l:…', 'und' for none)."""
-    return sum(n for key, n in counts.items() if key.startswith("l:"))
+    """Posts the facet counts cover."""
+    prefix = f"{_ONE_PER_POST}:"
+    return sum(n for key, n in counts.items() if key.startswith(prefix))
 
 
 def by_kind(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
@@ -232,7 +237,7 @@ def by_kind(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
 
 def kinds_total(kinds: Mapping[str, Mapping[str, int]]) -> int:
     """post_total of counts split by_kind."""
-    return sum(kinds.get("l", {}).values())
+    return sum(kinds.get(_ONE_PER_POST, {}).values())
 
 
 _SAMPLE = sql.SQL("""
