@@ -1,5 +1,10 @@
 """Prometheus metrics: request latency measured here, polling health read from the database.
 
+Each answer also says how long the server held it (`Server-Timing: total;dur=ms`) and, for a page,
+how much of that it waited for a request thread (`wait`) and how much went into answering it (`app`):
+under load most of a page's latency is its place in the queue, which the client's own clock cannot
+tell apart from the work (browsers show these figures in their developer tools).
+
 Request latency is a per-process histogram (each API process is scraped on its own). Fetches,
 ingested posts and poll lag are computed from fetch_log and sources at scrape time, so whichever
 API process is scraped reports the work of every worker process, on every machine.
@@ -24,6 +29,8 @@ from aggregator.errors import StorageError
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 3600
+# The scope's state key that dates when a request thread began the request's own work (`work_started`).
+WORK_STARTED = "work_started"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -96,6 +103,7 @@ class LatencyMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"server-timing", _timing(scope, started))]
             await send(message)
 
         try:
@@ -104,3 +112,18 @@ class LatencyMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.latency.labels(scope["method"], template, str(status)).observe(time.perf_counter() - started)
+
+
+def work_started(scope: Scope) -> None:
+    """Marks now as when the request's own work began: called first thing in a request thread, so the
+    time before it is the wait for the thread (the Server-Timing header's `wait`)."""
+    scope.setdefault("state", {})[WORK_STARTED] = time.perf_counter()
+
+
+def _timing(scope: Scope, started: float) -> bytes:
+    now = time.perf_counter()
+    total = f"total;dur={1000 * (now - started):.1f}"
+    began = scope.get("state", {}).get(WORK_STARTED)
+    if began is None:
+        return total.encode("ascii")
+    return f"wait;dur={1000 * (began - started):.1f}, app;dur={1000 * (now - began):.1f}, {total}".encode("ascii")

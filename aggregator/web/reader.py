@@ -56,6 +56,7 @@ from aggregator.web.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from aggregator.web.feed_cache import FeedCache, Rendered
 from aggregator.web.fragments import chip_list, facet_items, iso_text, post_list, utc_text
 from aggregator.web.highlight import Span, mark_pieces, mark_spans, pieces, word_starts
+from aggregator.web.metrics import work_started
 from aggregator.web.source_pages import source_pages
 
 # No inline script or style anywhere: scripts and styles come from /static only.
@@ -267,7 +268,9 @@ class Reader:
                 datetime.now(UTC).date())
 
     def cached(self, request: Request) -> Response | None:
-        """The page from the cache when nothing changed since it was rendered."""
+        """The page from the cache when nothing changed since it was rendered. Called first by every
+        page, in its request thread: the page's work starts here (Server-Timing's `wait` ends)."""
+        work_started(request.scope)
         found = self.cache.get(self._key(request))
         return None if found is None else self._answer(request, found, 200)
 
@@ -519,6 +522,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
               lang: Annotated[str | None, Query(max_length=8)] = None) -> Response:
         """One event as the outlets reported it, oldest report first, titled in `lang` when one of
         its reports is in it; a merged story's old address moves to the story it joined."""
+        work_started(request.scope)
         lang = language_code(lang)
         with reader.read() as conn:
             found = stories_db.resolve(conn, story_id)
@@ -584,6 +588,7 @@ def reader_router(ctx: ApiContext, cache: FeedCache) -> APIRouter:
                 **NOT_FOUND_RESPONSE}, summary="Posts per day of a country, region or topic, split, with surge days",
                 openapi_extra={"parameters": TREND_PARAMETERS})
     def trends(request: Request) -> Response:
+        work_started(request.scope)
         key = ("trends", request.url.query, datetime.now(UTC).date())
         if (found := reader.cache.get(key)) is not None:
             return Response(found.body, media_type=found.media_type, headers={"Cache-Control": "max-age=60"})

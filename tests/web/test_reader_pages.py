@@ -91,6 +91,22 @@ def test_unknown_things_get_a_real_404_page(corpus: Corpus, path: str) -> None:
     assert "<h1>Not found</h1>" in page.text
 
 
+def server_timing(header: str) -> dict[str, float]:
+    return {name: float(value) for name, value in re.findall(r"(\w+);dur=([\d.]+)", header)}
+
+
+@pytest.mark.parametrize("path", ["/", "/countries/KZ", "/api/v1/trends?country=KZ"])
+def test_a_page_says_how_long_it_waited_for_a_thread_and_how_long_it_took(corpus: Corpus, path: str) -> None:
+    """Under load a page's latency is mostly its wait for a request thread: the server tells it from
+    the work (Server-Timing), which a client's clock cannot."""
+    timing = server_timing(corpus.client.get(path).headers["server-timing"])
+    assert set(timing) == {"wait", "app", "total"}
+    assert timing["app"] > 0 and timing["wait"] >= 0
+    assert abs(timing["wait"] + timing["app"] - timing["total"]) <= 0.15  # each rounded to 0.1 ms
+    # an answer whose work is not marked says only how long the server held it
+    assert set(server_timing(corpus.client.get("/api/v1/posts?limit=1").headers["server-timing"])) == {"total"}
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_carry_a_strict_policy_and_an_etag(corpus: Corpus, path: str) -> None:
     page = corpus.client.get(path)
