@@ -8,7 +8,10 @@ Run from the project root (the database is bench_api's: seed it first, see bench
 Each scenario runs wrk for --warmup seconds unmeasured, then --duration seconds with --connections
 requests in flight: p50 / p99 latency and pages per second, with the default web process count,
 and the CPU time each request cost the web processes and PostgreSQL (a figure other work on the
-machine does not inflate the way it inflates latency).
+machine does not inflate the way it inflates latency), and the server's own figures from each
+answer's Server-Timing header: `wait` for a request thread, `app` working on the page, `total` held.
+At --connections clients that never pause, a process answers one request while the others queue,
+so the client's latency is mostly `wait`: its mean is the clients over the pages per second.
 Pages and trend data are kept per process until a post changes, so a repeated address is answered
 from memory; `--cold` turns that cache off to measure what every rendering costs.
 "First load" is what a browser transfers for `/` with gzip: the page and every asset it links.
@@ -23,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +43,35 @@ SCENARIOS = [  # (name, path, p99 target in ms, HX-Request: the fragment htmx lo
     ("trend JSON, country, 90 days", "/api/v1/trends?country=KZ", 50.0, False),
 ]
 FIRST_LOAD_TARGET_KB = 150.0
+# wrk calls `response` for every answer; each thread keeps the Server-Timing values, printed at the end
+SERVER_TIMING_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) timings = {} end
+function response(status, headers, body)
+  local value = headers["server-timing"] or headers["Server-Timing"]
+  if value then timings[#timings + 1] = value end
+end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for _, value in ipairs(thread:get("timings")) do io.write("server-timing: ", value, "\\n") end
+  end
+end
+"""
+
+
+def server_timing(output: str) -> dict[str, float]:
+    """p50 and p99 in ms of each Server-Timing figure the answers in wrk's output carried."""
+    values: dict[str, list[float]] = {}
+    for name, duration in re.findall(r"(\w+);dur=([\d.]+)", "\n".join(
+            line for line in output.splitlines() if line.startswith("server-timing: "))):
+        values.setdefault(name, []).append(float(duration))
+    result = {}
+    for name, durations in values.items():
+        durations.sort()
+        for q in (50, 99):
+            result[f"{name}_p{q}_ms"] = durations[min(len(durations) - 1, len(durations) * q // 100)]
+    return result
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -109,6 +142,9 @@ def main() -> None:
     if args.cold:
         os.environ["AGGREGATOR_FEEDS_CACHE_ENTRIES"] = "0"
     server = start_server(url, args.port)
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 (removed below)
+    script.write(SERVER_TIMING_SCRIPT)
+    script.close()
     try:
         post = json.loads(fetch(base + "/api/v1/posts?country=KZ&limit=1", gzip_ok=False)[1])["items"][0]["id"]
         results = []
@@ -117,12 +153,13 @@ def main() -> None:
             status, _ = fetch(base + path)
             assert status == 200, (path, status)
 
-            def wrk(seconds: int, path: str = path, htmx: bool = htmx) -> str:
+            def wrk(seconds: int, path: str = path, htmx: bool = htmx, timed: bool = True) -> str:
                 command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency",
+                           *(["-s", script.name] if timed else []),
                            "-H", "Accept-Encoding: gzip", *(["-H", "HX-Request: true"] if htmx else []), base + path]
                 return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
-            wrk(args.warmup)
+            wrk(args.warmup, timed=False)
             # CPU per request of the web process and of PostgreSQL: what wall-clock figures cannot
             # show on a machine that other work shares (the database's only when it is the local one)
             db_pids = [] if args.db else database_pids(Path(args.pgdata))
@@ -133,19 +170,25 @@ def main() -> None:
             measured = parse_wrk(output)
             done = max(1, int(re.search(r"(\d+) requests in", output).group(1)))  # type: ignore[union-attr]
             web_ms, db_ms = (1000 * (a - b) / done for a, b in zip(after, before, strict=True))
+            timing = server_timing(output)
             results.append({"scenario": name, "path": path, "p50_ms": measured["p50_ms"],
                             "p99_ms": measured["p99_ms"], "target_p99_ms": target, "per_second": measured["rps"],
+                            "server_timing": timing,
                             "errors": measured["errors"], "web_cpu_ms": round(web_ms, 2),
                             "db_cpu_ms": round(db_ms, 2) if db_pids else None, "load": os.getloadavg()[0]})
             print(f"{name:32} p50 {measured['p50_ms']:7.1f} ms  p99 {measured['p99_ms']:7.1f} ms "
                   f"(target {target:.0f})  {measured['rps']:7.0f}/s  CPU per request: web {web_ms:5.2f} ms, "
                   f"database {db_ms:5.2f} ms  (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+            print(f"{'':32} in the server p50 / p99: " + ", ".join(
+                f"{k} {timing[f'{k}_p50_ms']:.1f} / {timing[f'{k}_p99_ms']:.1f} ms" for k in ("wait", "app", "total")
+                if f"{k}_p50_ms" in timing), file=sys.stderr)
         loaded = first_load(base)
         print(f"first load of /: {loaded['total_kb']} KB compressed (target {FIRST_LOAD_TARGET_KB:.0f})",
               file=sys.stderr)
         print(json.dumps({"scenarios": results, "first_load": loaded, "connections": args.connections,
                           "cache": not args.cold}, indent=2))
     finally:
+        os.unlink(script.name)
         server.terminate()
         server.wait(timeout=30)
 
