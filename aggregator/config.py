@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     )
     min_interval: int = Field(default=300, description="Shortest poll interval of a feed, seconds.")
     max_interval: int = Field(default=86400, description="Longest poll interval of a feed, seconds.")
+    min_retry_seconds: int = Field(
+        default=60, ge=1,
+        description="Least wait before a feed that failed is polled again, seconds, even below the shortest interval.",
+    )
     default_interval: int = Field(
         default=3600, description="Poll interval of a feed before its publishing rhythm is known."
     )

@@ -24,6 +24,7 @@ class Limits:
     max_interval: int = 86400
     default_interval: int = 3600
     disable_after_failures: int = 10
+    min_retry: int = 60  # a failed feed waits at least this long, whatever min_interval says
     jitter: float = 0.1  # +/- fraction applied to every delay, so feeds do not poll in lockstep
 
 
@@ -95,7 +96,7 @@ def after_failure(
     """`failures` and `permanent_failures` (those whose kind disables) count this failure too."""
     backoff = limits.min_interval * 2 ** min(failures - 1, 20)
     delay = min(max(backoff, interval if failures > 3 else 0), limits.max_interval)
-    delay = max(_jittered(delay, rng, limits), server_min, 60)
+    delay = max(_jittered(delay, rng, limits), server_min, limits.min_retry)
     next_at = now + timedelta(seconds=delay)
     if retry_after and retry_after > next_at:
         next_at = min(retry_after, now + timedelta(seconds=limits.max_interval * 7))

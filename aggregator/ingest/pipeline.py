@@ -118,6 +118,7 @@ def limits_from(settings: Settings) -> next_poll.Limits:
         max_interval=settings.max_interval,
         default_interval=settings.default_interval,
         disable_after_failures=settings.disable_after_failures,
+        min_retry=settings.min_retry_seconds,
     )
 
 

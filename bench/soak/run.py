@@ -146,6 +146,8 @@ class Soak:
             "DATABASE_URL": self.db.url, "AGGREGATOR_DATA_DIR": str(self.work / "data"),
             "AGGREGATOR_FEEDS_FILE": str(self.work / "feeds.yaml"), "AGGREGATOR_ALLOW_PRIVATE_NETWORKS": "true",
             "AGGREGATOR_MIN_INTERVAL": "5", "AGGREGATOR_DEFAULT_INTERVAL": "10", "AGGREGATOR_MAX_INTERVAL": "20",
+            # a failed feed retried within the compressed hour, as production's minute within its own
+            "AGGREGATOR_MIN_RETRY_SECONDS": "10",
             "AGGREGATOR_TICK_SECONDS": "1", "AGGREGATOR_LEASE_SECONDS": "20", "AGGREGATOR_FETCH_DEADLINE": "4",
             "AGGREGATOR_CONNECT_TIMEOUT": "2", "AGGREGATOR_SHUTDOWN_GRACE_SECONDS": "5",
             # the 300 feeds stand for 300 sites but share one address: per-host politeness would

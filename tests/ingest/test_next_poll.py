@@ -80,6 +80,18 @@ def test_after_failure(failures: int, permanent: int, kind: ErrorKind, expected_
         assert "http_404" in (d.disable_reason or "")
 
 
+@pytest.mark.parametrize(("min_interval", "min_retry", "expected_delay"), [
+    (5, 60, 60),  # a low shortest interval: a failing server still waits a minute
+    (5, 10, 10),  # unless a shorter wait is configured (the soak's compressed hour)
+    (300, 10, 300),  # the backoff from the shortest interval is longer anyway
+])
+def test_a_failed_feed_waits_at_least_min_retry(min_interval: int, min_retry: int, expected_delay: int) -> None:
+    limits = next_poll.Limits(min_interval=min_interval, min_retry=min_retry, jitter=0.0)
+    d = next_poll.after_failure(NOW, interval=600, server_min=0, failures=1, permanent_failures=0,
+                               kind=ErrorKind.TIMEOUT, reason="timeout", limits=limits, rng=random.Random(1))
+    assert (d.next_poll_at - NOW).total_seconds() == expected_delay
+
+
 def test_failure_honours_retry_after() -> None:
     later = NOW + timedelta(hours=3)
     d = next_poll.after_failure(NOW, interval=600, server_min=0, failures=1, permanent_failures=0,
