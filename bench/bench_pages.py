@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.bench_api import bench_database, parse_wrk, start_server
+from bench.bench_stories import percentile
 
 SCENARIOS = [  # (name, path, p99 target in ms, HX-Request: the fragment htmx loads into a page)
     ("stream /", "/", 100.0, False),
@@ -66,12 +67,7 @@ def server_timing(output: str) -> dict[str, float]:
     for name, duration in re.findall(r"(\w+);dur=([\d.]+)", "\n".join(
             line for line in output.splitlines() if line.startswith("server-timing: "))):
         values.setdefault(name, []).append(float(duration))
-    result = {}
-    for name, durations in values.items():
-        durations.sort()
-        for q in (50, 99):
-            result[f"{name}_p{q}_ms"] = durations[min(len(durations) - 1, len(durations) * q // 100)]
-    return result
+    return {f"{name}_p{q}_ms": percentile(durations, q / 100) for name, durations in values.items() for q in (50, 99)}
 
 
 def cpu_seconds(pids: list[int]) -> float:
