@@ -66,8 +66,14 @@ class Folder:
                 and str(self.pgdata) in p.info["cmdline"]]
 
     def users(self) -> list[int]:
+        """pgserver's list of users. It is rewritten in place as processes join and leave (the watchdog
+        forgets dead ones at any moment), so a read can find it empty for an instant: read it again."""
         path = self.pgdata / ".handle_pids.json"
-        return json.loads(path.read_text()) if path.exists() else []
+
+        def read() -> tuple[list[int]]:  # in a tuple: an empty list is an answer too
+            return (json.loads(path.read_text()) if path.exists() else [],)
+
+        return wait_for(read, 5, what="a whole list of users", tolerate=(OSError, ValueError))[0]
 
     def kill_everything(self) -> None:
         """Whatever runs for this folder (commands, server, watchdog), killed and reaped."""
